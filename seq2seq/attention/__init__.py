@@ -1,0 +1,27 @@
+"""Attention: one interface for dot, scaled_dot, general and additive scores, plain or multi-head.
+
+>>> attn = build_attention({"type": "additive"}, query_dim=8, key_dim=6)
+>>> context, weights = attn(query, keys, values, mask=src_mask[:, None, :], need_weights=True)
+"""
+
+from __future__ import annotations
+
+from .kernel import causal_mask
+from .memory import AttentionMemory
+from .module import Attention
+from .registry import ATTENTION_TYPES, HEADS_REQUIRED, build_attention, register_attention
+from .scores import AdditiveScore, DotScore, GeneralScore, ScaledDotScore
+
+__all__ = [
+    "ATTENTION_TYPES",
+    "HEADS_REQUIRED",
+    "AdditiveScore",
+    "Attention",
+    "AttentionMemory",
+    "DotScore",
+    "GeneralScore",
+    "ScaledDotScore",
+    "build_attention",
+    "causal_mask",
+    "register_attention",
+]

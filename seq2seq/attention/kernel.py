@@ -1,0 +1,112 @@
+"""Softmax, masks and values: the part of attention shared by every score.
+
+Two ways to turn scores into a context, chosen once per score type by the module:
+
+* :func:`explicit_attention` — ``softmax(scores) @ v`` written out, returns the weights;
+* :func:`fused_attention` — ``torch.nn.functional.scaled_dot_product_attention`` (the fused
+  CPU / flash / memory-efficient kernels), for scores that are a scaled dot product; it never
+  materialises the weights.
+
+Both take a mask already shaped by :func:`expand_mask` (``[b, 1, tq, tk]``, True = may attend)
+and give a query row whose keys are all masked a zero context (and zero weights), never NaN.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+__all__ = ["causal_mask", "expand_mask", "explicit_attention", "fused_attention"]
+
+
+def causal_mask(size: int, device: torch.device | str | None = None) -> Tensor:
+    """Bool mask [size, size], True on and below the diagonal: query t may attend keys <= t."""
+    if size < 0:
+        raise ValueError(f"causal_mask size must be >= 0, got {size}")
+    return torch.ones(size, size, dtype=torch.bool, device=device).tril()
+
+
+def expand_mask(mask: Tensor | None, batch: int, tq: int, tk: int) -> Tensor | None:
+    """Check a mask broadcastable to [B, Tq, Tk] and return it as [b, 1, tq, tk].
+
+    The singleton dim 1 broadcasts over heads; b, tq, tk are either the full size or 1.
+    """
+    if mask is None:
+        return None
+    expected = f"[{batch}, {tq}, {tk}] ([batch, queries, keys]) or broadcastable to it"
+    if not isinstance(mask, Tensor) or mask.dtype != torch.bool:
+        got = mask.dtype if isinstance(mask, Tensor) else type(mask).__name__
+        raise ValueError(f"mask must be a bool tensor (True = may attend), got {got}")
+    ok = mask.dim() <= 3
+    if ok:
+        try:
+            ok = torch.broadcast_shapes(mask.shape, (batch, tq, tk)) == (batch, tq, tk)
+        except RuntimeError:
+            ok = False
+    if not ok:
+        raise ValueError(
+            f"mask has shape {list(mask.shape)}, expected {expected}; "
+            f"a key padding mask [B, Tk] must be passed as mask[:, None, :]"
+        )
+    while mask.dim() < 3:
+        mask = mask.unsqueeze(0)
+    return mask.unsqueeze(1)  # [b, 1, tq, tk]
+
+
+def _rows_with_keys(mask: Tensor) -> tuple[Tensor, Tensor]:
+    """Split a mask into (rows that may attend something [b,1,tq,1], mask safe for softmax).
+
+    Rows with no allowed key are opened to every key so that softmax stays finite; callers
+    zero those rows afterwards.
+    """
+    has_keys = mask.any(dim=-1, keepdim=True)  # [b, 1, tq, 1]
+    return has_keys, mask | ~has_keys
+
+
+def explicit_attention(
+    scores: Tensor,
+    values: Tensor,
+    mask: Tensor | None,
+    dropout: float,
+) -> tuple[Tensor, Tensor]:
+    """softmax(scores) @ values with masking; softmax statistics in at least float32.
+
+    scores [B, H, Tq, Tk], values [B, H, Tk, Dv], mask [b, 1, tq, tk] or None.
+    Returns context [B, H, Tq, Dv] and the weights before dropout [B, H, Tq, Tk]
+    (float32, or float64 for float64 scores).
+    """
+    softmax_dtype = torch.promote_types(scores.dtype, torch.float32)
+    scores = scores.to(softmax_dtype)
+    has_keys = None
+    if mask is not None:
+        has_keys, mask = _rows_with_keys(mask)
+        scores = scores.masked_fill(~mask, float("-inf"))
+    weights = torch.softmax(scores, dim=-1)  # [B, H, Tq, Tk]
+    if has_keys is not None:
+        weights = weights.masked_fill(~has_keys, 0.0)
+    dropped = F.dropout(weights, p=dropout) if dropout > 0.0 else weights
+    context = torch.matmul(dropped.to(values.dtype), values)  # [B, H, Tq, Dv]
+    return context, weights
+
+
+def fused_attention(
+    query: Tensor,
+    keys: Tensor,
+    values: Tensor,
+    mask: Tensor | None,
+    dropout: float,
+    scale: float,
+) -> Tensor:
+    """``softmax(scale * q kᵀ) v`` through ``F.scaled_dot_product_attention``.
+
+    query [B, H, Tq, D], keys [B, H, Tk, D], values [B, H, Tk, Dv], mask [b, 1, tq, tk] or None.
+    Returns context [B, H, Tq, Dv].
+    """
+    if mask is None:
+        return F.scaled_dot_product_attention(query, keys, values, dropout_p=dropout, scale=scale)
+    has_keys, safe_mask = _rows_with_keys(mask)
+    context = F.scaled_dot_product_attention(
+        query, keys, values, attn_mask=safe_mask, dropout_p=dropout, scale=scale
+    )
+    return context.masked_fill(~has_keys, 0.0)

@@ -1,0 +1,92 @@
+"""The ``seq2seq`` command line (also ``python -m seq2seq``).
+
+Each subcommand lives in ``seq2seq/commands/<name>.py``, which provides ``add_parser(subparsers)``
+(registers the subparser and sets ``func``) and ``run(args) -> int``. A command is added by
+listing its module name in ``COMMANDS``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from seq2seq import __version__
+
+#: Module names under ``seq2seq.commands``, in the order ``seq2seq --help`` lists them.
+COMMANDS: list[str] = ["train", "plot"]
+
+#: Errors caused by the user's input (files, paths): reported as one line, not a traceback.
+_USER_OS_ERRORS = (
+    FileNotFoundError,
+    FileExistsError,
+    IsADirectoryError,
+    NotADirectoryError,
+    PermissionError,
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser with one subparser per module in ``COMMANDS``."""
+    parser = argparse.ArgumentParser(
+        prog="seq2seq",
+        description="Attention-centred neural machine translation: train, translate, "
+        "evaluate and look at attention.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
+    for name in COMMANDS:
+        importlib.import_module(f"seq2seq.commands.{name}").add_parser(subparsers)
+    return parser
+
+
+def _is_user_error(exc: BaseException) -> bool:
+    """Input errors the package defines (ConfigError, DataError, ...) and file errors."""
+    if isinstance(exc, _USER_OS_ERRORS):
+        return True
+    package = type(exc).__module__.split(".")[0]
+    return isinstance(exc, ValueError) and package == "seq2seq"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line on ``argv`` (default: ``sys.argv[1:]``); return the exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version and usage errors
+        return exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+    if getattr(args, "func", None) is None:
+        parser.print_help(sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    prog = f"seq2seq {args.command}"
+    try:
+        code = args.func(args)
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # The reader went away (``seq2seq translate ... | head``): stop quietly.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+    except Exception as exc:
+        if not _is_user_error(exc):
+            raise
+        print(f"{prog}: error: {_message(exc)}", file=sys.stderr)
+        return 2
+    return 0 if code is None else int(code)
+
+
+def _message(exc: Exception) -> str:
+    """``exc`` as one line; OS errors as "<file>: <reason>" rather than "[Errno 2] ..."."""
+    if isinstance(exc, OSError) and exc.strerror and exc.filename is not None:
+        return f"{exc.filename}: {exc.strerror}"
+    return str(exc)

@@ -1,0 +1,156 @@
+"""`seq2seq plot`: draw the attention of a trained model on a sentence.
+
+    seq2seq plot RUN_DIR --src "twenty-three" --out align.png
+    seq2seq plot RUN_DIR --src "I love you" --tgt "je t'aime" --layer all --head all --out grid.pdf
+    seq2seq plot RUN_DIR --input sentences.txt --out attention.html
+
+Without --tgt the sentence is translated (greedy, or beam search with --beam N) and the plot
+shows what the model attended to while producing its translation; with --tgt the given target
+is forced and the plot shows the alignment of that pair. A .html output is one self-contained
+page with controls for sentence, slot, layer and head. With --input FILE every non-empty line
+is a source sentence (optionally followed by a tab and a target to force); a .html output
+holds all of them, a static output (.png/.svg/.pdf) is written once per sentence as
+OUT_STEM_<line number>.<suffix>.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from seq2seq.viz.common import STATIC_SUFFIXES, SUPPORTED_SUFFIXES, output_format
+from seq2seq.viz.example import SLOTS, AttentionExample
+
+logger = logging.getLogger(__name__)
+
+
+def _index_choice(value: str) -> int | str:
+    """argparse type of --layer/--head: an integer index, "all" or "mean"."""
+    if value in ("all", "mean"):
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected an integer index, 'all' or 'mean', got {value!r}"
+        ) from None
+
+
+def _positive(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value!r}")
+    return number
+
+
+def add_parser(subparsers) -> None:
+    """Register the `plot` subcommand."""
+    p = subparsers.add_parser(
+        "plot",
+        help="plot attention matrices of a trained model (PNG, SVG, PDF or HTML)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("run", metavar="RUN_DIR|CHECKPOINT", help="run directory or .pt checkpoint")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--src", metavar="TEXT", help="source sentence")
+    source.add_argument(
+        "--input",
+        metavar="FILE",
+        help="file of source sentences, one per line (SRC<TAB>TGT forces a target)",
+    )
+    p.add_argument("--tgt", metavar="TEXT", help="target to force (default: translate)")
+    p.add_argument(
+        "--out", required=True, metavar="FILE", help=f"output file: {', '.join(SUPPORTED_SUFFIXES)}"
+    )
+    p.add_argument(
+        "--beam", type=_positive, default=1, help="beam size when translating (default 1: greedy)"
+    )
+    p.add_argument("--slot", choices=SLOTS, default="cross", help="attention slot (default cross)")
+    p.add_argument(
+        "--layer",
+        type=_index_choice,
+        default=-1,
+        metavar="N|all|mean",
+        help="layer index (negative from the end; default -1, the last), all, or mean",
+    )
+    p.add_argument(
+        "--head",
+        type=_index_choice,
+        default="mean",
+        metavar="N|all|mean",
+        help="head index, all, or mean (default)",
+    )
+    p.add_argument("--words", action="store_true", help="merge subword pieces into words")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Gather the attention of every requested sentence and write the plot(s)."""
+    from seq2seq.checkpoint import load_run
+    from seq2seq.viz.alignments import attention_for_pair
+
+    suffix = "." + output_format(args.out, SUPPORTED_SUFFIXES)
+    if args.input is not None and args.tgt is not None:
+        raise ValueError("--tgt cannot be combined with --input; write SRC<TAB>TGT lines instead")
+    pairs = _read_pairs(args.input) if args.input is not None else [(1, args.src, args.tgt)]
+    run_ = load_run(args.run, device="cpu")
+    slots = tuple(run_.model.slots)
+    if args.slot not in slots:
+        raise ValueError(
+            f"--slot {args.slot}: this {run_.config.model.arch} model has no such attention; "
+            f"available: {', '.join(slots)}"
+        )
+    decode = run_.config.decode
+    examples = []
+    for _, src, tgt in pairs:
+        example = attention_for_pair(
+            run_.model, run_.tokenizer, src, tgt, beam=args.beam,
+            length_penalty=decode.length_penalty, max_len_ratio=decode.max_len_ratio,
+            max_len_offset=decode.max_len_offset,
+        )  # fmt: skip
+        examples.append(example.to_words(run_.tokenizer.piece_word_ids) if args.words else example)
+    for path in _write(examples, [line for line, _, _ in pairs], args, suffix):
+        print(path)
+    return 0
+
+
+def _write(examples: list[AttentionExample], lines: list[int], args, suffix: str) -> list[Path]:
+    from seq2seq.viz.alignments import plot_example
+    from seq2seq.viz.html import write_attention_html
+
+    out = Path(args.out)
+    if suffix == ".html":
+        layer = "mean" if args.layer == "all" else args.layer
+        head = "mean" if args.head == "all" else args.head
+        title = f"Attention of {Path(args.run).name}"
+        return [write_attention_html(examples, out, title, slot=args.slot, layer=layer, head=head)]
+    assert suffix in STATIC_SUFFIXES
+    if len(examples) == 1 and args.input is None:
+        targets = [out]
+    else:
+        targets = [out.with_name(f"{out.stem}_{line:03d}{suffix}") for line in lines]
+    return [
+        plot_example(example, target, slot=args.slot, layer=args.layer, head=args.head)
+        for example, target in zip(examples, targets, strict=True)
+    ]
+
+
+def _read_pairs(path: str) -> list[tuple[int, str, str | None]]:
+    """(line number, source, target or None) of every non-empty line of `path`."""
+    from seq2seq.data.io import read_lines
+
+    pairs = []
+    for number, line in enumerate(read_lines(path), start=1):
+        if not line.strip():
+            logger.warning("%s, line %d: empty line skipped", path, number)
+            continue
+        src, sep, tgt = line.partition("\t")
+        pairs.append((number, src, tgt if sep else None))
+    if not pairs:
+        raise ValueError(f"{path}: no non-empty lines; expected one source sentence per line")
+    return pairs

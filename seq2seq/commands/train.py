@@ -1,0 +1,61 @@
+"""`seq2seq train`: train a translator from a config file.
+
+    seq2seq train configs/demo.yaml                      # run directory runs/demo
+    seq2seq train configs/demo.yaml --set train.max_steps=500 --run-dir runs/short
+    seq2seq train configs/demo.yaml --resume             # continue runs/demo from last.pt
+    torchrun --nproc_per_node=2 -m seq2seq train configs/demo.yaml   # data parallel
+
+The config and data files are checked before anything is written. The run directory then
+receives config.yaml, the sentencepiece model(s), best.pt (best validation BLEU), last.pt,
+step_N.pt, metrics.jsonl, train.log, curves.png and alignments/. A directory that already
+holds a run is refused unless --resume (continue it exactly) or --overwrite (replace it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from seq2seq.commands import add_config_args
+
+
+def add_parser(subparsers) -> None:
+    """Register the `train` subcommand."""
+    p = subparsers.add_parser(
+        "train",
+        help="train a model from a config file",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("config", metavar="CONFIG.yaml", help="the config file (see configs/)")
+    p.add_argument("--run-dir", metavar="DIR", help="output directory (default runs/<config stem>)")
+    add_config_args(p)
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--resume", action="store_true",
+                      help="continue the run in the run directory from its last.pt")
+    mode.add_argument("--overwrite", action="store_true",
+                      help="replace a run already in the run directory")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress bar; log lines only (for non-interactive logs)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from seq2seq.config import load_config
+    from seq2seq.training.trainer import TrainingError, train
+
+    overrides = list(args.overrides)
+    if args.quiet:
+        overrides.append("train.quiet=true")
+    cfg = load_config(args.config, overrides)
+    run_dir = Path(args.run_dir) if args.run_dir else Path("runs") / Path(args.config).stem
+    try:
+        result = train(cfg, run_dir, resume=args.resume, overwrite=args.overwrite)
+    except TrainingError as e:
+        print(f"seq2seq train: error: {e}", file=sys.stderr)
+        return 1
+    best = "-" if result.best_bleu is None else f"{result.best_bleu:.2f}"
+    print(f"{result.run_dir}: stopped at step {result.step} ({result.stop_reason}); "
+          f"best valid BLEU {best}")
+    return 0

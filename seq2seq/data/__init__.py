@@ -1,0 +1,28 @@
+"""Data: reading corpora, subword tokenization, batching and the generated demo corpus."""
+
+from __future__ import annotations
+
+from seq2seq.data.batching import (
+    Batch,
+    TokenBatchSampler,
+    collate,
+    collate_src,
+    encode_corpus,
+    pair_lengths,
+)
+from seq2seq.data.io import DataError, iter_lines, read_lines, read_parallel
+from seq2seq.data.tokenizer import Tokenizer
+
+__all__ = [
+    "Batch",
+    "DataError",
+    "TokenBatchSampler",
+    "Tokenizer",
+    "collate",
+    "collate_src",
+    "encode_corpus",
+    "iter_lines",
+    "pair_lengths",
+    "read_lines",
+    "read_parallel",
+]

@@ -1,0 +1,339 @@
+"""Greedy and beam search over the stepping interface of `Seq2Seq` models.
+
+Both searches are written once against `encode` / `init_state` / `step` / `state.select`
+(no model-specific code). Decoding is incremental: the source is encoded once, each step feeds
+only the previous token and the models keep their key/value caches in the decoder state.
+Sentences that are finished are pruned from the batch with `state.select`.
+
+Beam search ranks hypotheses by the GNMT length-normalised score (Wu et al. 2016,
+arXiv:1609.08144):  score = log P(y | x) / lp(|y|),  lp(n) = ((5 + n) / 6) ** alpha,
+where |y| counts the produced tokens including the final end-of-sentence token.
+
+End-of-sentence handling. A sentence has `beam` slots. At each step its live hypotheses are
+expanded and the best candidates fill the live slots; a candidate ending in EOS is set aside as
+finished and its slot closes (the beam shrinks, as in Nematus and Marian), so `beam=1` is
+exactly greedy search. A sentence is done when no slot is live, when its maximum length is
+reached (live hypotheses are then finalised without EOS), or when it has `n_best` finished
+hypotheses that no live one can beat: log-probabilities only decrease with length, so a live
+hypothesis with log-probability p can at best reach max(p / lp(n + 1), p / lp(max_len)).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from seq2seq.vocab import BOS_ID, EOS_ID, PAD_ID
+
+__all__ = [
+    "Hypothesis",
+    "beam_search",
+    "forced_attention",
+    "greedy_search",
+    "length_penalty",
+    "max_output_lengths",
+]
+
+
+@dataclass
+class Hypothesis:
+    """One output sentence of a search.
+
+    tokens: target token ids, without BOS and EOS.
+    score: log_prob divided by the GNMT length penalty (equal to log_prob in greedy search).
+    log_prob: sum of the model's float32 log-probabilities of the tokens (and of EOS if produced).
+    attention: {slot: [L, H, T_out, Tk]} when weights were asked for, else None. Row t belongs
+        to output step t: T_out = len(tokens) + 1 when the hypothesis ended with EOS (the last
+        row is the EOS step), else len(tokens). cross: Tk = source length (without padding);
+        decoder_self: Tk = T_out (decoder inputs BOS, y_1, ..., y_{T_out-1});
+        encoder_self: [L, H, S, S] of the source sentence.
+    """
+
+    tokens: list[int]
+    score: float
+    log_prob: float
+    attention: dict[str, Tensor] | None = None
+
+
+def length_penalty(length: Tensor | float, alpha: float) -> Tensor | float:
+    """GNMT length penalty ((5 + length) / 6) ** alpha (arXiv:1609.08144, eq. 14)."""
+    return ((5.0 + length) / 6.0) ** alpha
+
+
+def max_output_lengths(
+    src: Tensor, *, ratio: float, offset: int, max_positions: int | None = None
+) -> Tensor:
+    """Per-sentence output limit floor(src_len * ratio + offset), at least 1.
+
+    src: [N, S] right-padded with PAD_ID. Returns a LongTensor [N], capped by `max_positions`.
+    """
+    src_len = (src != PAD_ID).sum(dim=1).double()
+    limit = torch.floor(src_len * ratio + offset).long().clamp(min=1)
+    return limit if max_positions is None else limit.clamp(max=max_positions)
+
+
+def greedy_search(
+    model, src: Tensor, *, max_len: int | Tensor, need_weights: bool = False
+) -> list[Hypothesis]:
+    """Greedy decoding of a batch: at each step the most probable token.
+
+    src: [N, S] source ids padded with PAD_ID. max_len: output limit in tokens (int or [N]),
+    capped by `model.max_positions`. Returns one Hypothesis per sentence, in input order.
+    """
+    with _decoding(model):
+        n = src.size(0)
+        limit = _limits(model, src, max_len)
+        encoded = model.encode(src, need_weights=need_weights)
+        state = model.init_state(encoded)
+        search = _Finished(encoded, src, n_best=1, alpha=0.0, need_weights=need_weights)
+        sent = torch.arange(n, device=src.device)  # original sentence of each live row
+        log_prob = torch.zeros(n, 1, device=src.device)
+        prev = torch.full((n,), BOS_ID, dtype=torch.long, device=src.device)
+        history = _History(n, src.device)
+        for t in range(int(limit.max())):
+            logits, state, weights = model.step(prev, state, need_weights=need_weights)
+            scores, _, tokens = _expand(log_prob, _log_probs(logits), 1)
+            rows = torch.arange(len(sent), device=src.device)
+            history.extend(rows, tokens[:, 0], weights)
+            ended = (tokens[:, 0] == EOS_ID) | (t + 1 >= limit)
+            for row in ended.nonzero()[:, 0].tolist():
+                search.add(int(sent[row]), history, row, float(scores[row, 0]), t + 1)
+            keep = (~ended).nonzero()[:, 0]
+            if len(keep) == 0:
+                break
+            if len(keep) < len(sent):
+                state, history = state.select(keep), history.select(keep)
+                sent, limit = sent[keep], limit[keep]
+            log_prob, prev = scores[keep], tokens[keep, 0]
+        return [hyps[0] for hyps in search.results()]
+
+
+def beam_search(
+    model,
+    src: Tensor,
+    *,
+    beam: int,
+    n_best: int = 1,
+    length_penalty: float = 0.6,
+    max_len: int | Tensor,
+    need_weights: bool = False,
+) -> list[list[Hypothesis]]:
+    """Batched beam search with the GNMT length penalty; see the module docstring.
+
+    src: [N, S] source ids padded with PAD_ID. max_len: output limit in tokens (int or [N]),
+    capped by `model.max_positions`. Returns, per sentence in input order, up to `n_best`
+    distinct hypotheses sorted by score (best first). `beam=1` gives greedy search's output.
+    """
+    if beam < 1:
+        raise ValueError(f"beam: got {beam}, expected an integer >= 1")
+    if not 1 <= n_best <= beam:
+        raise ValueError(f"n_best: got {n_best}, expected 1 <= n_best <= beam ({beam})")
+    with _decoding(model):
+        n, dev, alpha = src.size(0), src.device, length_penalty
+        limit = _limits(model, src, max_len)
+        encoded = model.encode(src, need_weights=need_weights)
+        expand = torch.arange(n, device=dev).repeat_interleave(beam)  # [n * beam]
+        state = model.init_state(encoded).select(expand)
+        finished = _Finished(encoded, src, n_best=n_best, alpha=alpha, need_weights=need_weights)
+        sent = torch.arange(n, device=dev)  # original sentence of each live sentence
+        # Cumulative log-probabilities [n, beam]; -inf marks a closed slot. All slots start
+        # with the same prefix (BOS): only slot 0 is expanded at the first step.
+        cum = torch.full((n, beam), float("-inf"), device=dev)
+        cum[:, 0] = 0.0
+        open_slots = torch.full((n,), beam, dtype=torch.long, device=dev)
+        prev = torch.full((n * beam,), BOS_ID, dtype=torch.long, device=dev)
+        history = _History(n * beam, dev)
+        rank = torch.arange(beam, device=dev)
+        for t in range(int(limit.max())):
+            logits, state, weights = model.step(prev, state, need_weights=need_weights)
+            scores, origin, tokens = _expand(cum, _log_probs(logits), beam)  # [n, beam] each
+            origin = (origin + torch.arange(len(sent), device=dev)[:, None] * beam).view(-1)
+            history.extend(origin, tokens.view(-1), weights)
+            valid = (rank < open_slots[:, None]) & torch.isfinite(scores)
+            eos = valid & (tokens == EOS_ID)
+            live = valid & ~eos
+            at_limit = (t + 1 >= limit)[:, None]
+            for i, slot in (eos | (live & at_limit)).nonzero().tolist():
+                finished.add(int(sent[i]), history, i * beam + slot, float(scores[i, slot]), t + 1)
+            cum = scores.masked_fill(~live, float("-inf"))
+            open_slots = open_slots - eos.sum(dim=1)
+            done = ~live.any(dim=1) | at_limit[:, 0]
+            done |= _cannot_improve(cum, finished.kth_best(sent), t + 1, limit, alpha)
+            keep = (~done).nonzero()[:, 0]
+            if len(keep) == 0:
+                break
+            rows = (keep[:, None] * beam + rank).view(-1)
+            state, history = state.select(origin[rows]), history.select(rows)
+            sent, limit, cum, open_slots = sent[keep], limit[keep], cum[keep], open_slots[keep]
+            prev = tokens.view(-1)[rows]
+        return finished.results()
+
+
+def forced_attention(model, src: Tensor, tgt: Tensor) -> dict[str, Tensor]:
+    """Attention weights of given sentence pairs under teacher forcing.
+
+    src: [S] or [N, S] source ids; tgt: [T] or [N, T] target ids without BOS/EOS, both
+    right-padded with PAD_ID (tensors or lists of ints, on the model's device). The decoder reads BOS, y_1, ..., y_T, so there are T + 1 query
+    rows, the last one being the step that predicts EOS (as in `Hypothesis.attention`).
+    Returns {slot: [N, L, H, T + 1, Tk]} for batches, or for a single pair (1-D inputs)
+    {slot: [L, H, Tq, Tk]} trimmed to the real lengths.
+    """
+    src = torch.as_tensor(src, dtype=torch.long)
+    tgt = torch.as_tensor(tgt, dtype=torch.long, device=src.device)
+    single = src.dim() == 1
+    src2, tgt2 = (src[None], tgt[None]) if single else (src, tgt)
+    if src2.size(0) != tgt2.size(0):
+        raise ValueError(f"src has {src2.size(0)} sentences but tgt has {tgt2.size(0)}")
+    bos = torch.full((tgt2.size(0), 1), BOS_ID, dtype=torch.long, device=tgt2.device)
+    with _decoding(model):
+        _, weights = model.forward(src2, torch.cat([bos, tgt2], dim=1), need_weights=True)
+    weights = {slot: w.float() for slot, w in weights.items()}
+    if not single:
+        return weights
+    src_len, steps = int((src != PAD_ID).sum()), int((tgt != PAD_ID).sum()) + 1
+    return _trim({slot: w[0] for slot, w in weights.items()}, src_len, steps)
+
+
+# --- shared helpers -------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _decoding(model) -> Iterator[None]:
+    """Inference mode with dropout off; the model's training flag is restored afterwards."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            yield
+    finally:
+        model.train(was_training)
+
+
+def _limits(model, src: Tensor, max_len: int | Tensor) -> Tensor:
+    """Per-sentence output limit [N] (LongTensor), at least 1 and at most model.max_positions."""
+    n = src.size(0)
+    if isinstance(max_len, Tensor):
+        if max_len.shape not in ((), (n,)):
+            raise ValueError(f"max_len: expected an int or a tensor of shape [{n}], "
+                             f"got shape {tuple(max_len.shape)}")
+        limit = max_len.to(device=src.device, dtype=torch.long).expand(n)
+    else:
+        limit = torch.full((n,), int(max_len), dtype=torch.long, device=src.device)
+    if bool((limit < 1).any()):
+        raise ValueError(f"max_len: got {limit.min().item()}, expected at least 1 token")
+    return limit.clamp(max=model.max_positions)
+
+
+def _log_probs(logits: Tensor) -> Tensor:
+    """[R, V] logits -> float32 log-probabilities; PAD and BOS are never produced."""
+    log_probs = logits.float().log_softmax(dim=-1)
+    log_probs[:, PAD_ID] = float("-inf")
+    log_probs[:, BOS_ID] = float("-inf")
+    return log_probs
+
+
+def _expand(cum: Tensor, log_probs: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor]:
+    """Best k continuations per sentence.
+
+    cum: [n, B] cumulative log-probs of the rows; log_probs: [n * B, V] of their next token.
+    Returns scores [n, k], origin slot in 0..B-1 [n, k] and token [n, k], best first.
+    """
+    n, b = cum.shape
+    vocab = log_probs.size(-1)
+    candidates = (cum[:, :, None] + log_probs.view(n, b, vocab)).view(n, b * vocab)
+    scores, index = candidates.topk(k, dim=1)
+    return scores, index // vocab, index % vocab
+
+
+def _cannot_improve(cum: Tensor, kth: Tensor, steps: int, limit: Tensor, alpha: float) -> Tensor:
+    """[n] True where the best live score cannot beat the n_best-th finished score.
+
+    cum: [n, B] live log-probs after `steps` tokens; kth: [n] (-inf until n_best finished).
+    A live hypothesis would be finalised with a length in steps + 1 .. limit; p / lp(len) is
+    monotone in len, so its best reachable score is at one of the two ends.
+    """
+    best = cum.max(dim=1).values
+    shortest = length_penalty(torch.full_like(best, steps + 1.0), alpha)
+    longest = length_penalty(limit.to(best.dtype).clamp(min=steps + 1.0), alpha)
+    bound = torch.maximum(best / shortest, best / longest)
+    return (bound <= kth) & torch.isfinite(kth)
+
+
+def _trim(weights: dict[str, Tensor], src_len: int, steps: int) -> dict[str, Tensor]:
+    """Cut one sentence's padded weights {slot: [L, H, Tq, Tk]} to its real lengths."""
+    sizes = {"cross": (steps, src_len), "encoder_self": (src_len, src_len),
+             "decoder_self": (steps, steps)}
+    out = {}
+    for slot, w in weights.items():
+        rows, cols = sizes.get(slot, (w.size(-2), w.size(-1)))
+        out[slot] = w[..., :rows, :cols]
+    return out
+
+
+class _History:
+    """Tokens and per-step attention of each live row, reordered along with the rows."""
+
+    def __init__(self, rows: int, device: torch.device) -> None:
+        self.tokens = torch.zeros(rows, 0, dtype=torch.long, device=device)  # [R, t]
+        self.weights: dict[str, Tensor] = {}  # {slot: [R, L, H, t, Tk]}
+
+    def extend(self, origin: Tensor, tokens: Tensor, weights: dict[str, Tensor]) -> None:
+        """Append one step: the step's rows are reordered by `origin`, then `tokens` added.
+
+        origin: [R'] row of the previous step each new row continues; tokens: [R'];
+        weights: {slot: [R, L, H, Tk]} computed by this step for the previous rows.
+        """
+        for slot, w in weights.items():
+            w = w.float()[:, :, :, None, :]  # [R, L, H, 1, Tk]
+            old = self.weights.get(slot)
+            if old is not None and old.size(-1) < w.size(-1):  # decoder_self: Tk grows
+                old = torch.nn.functional.pad(old, (0, w.size(-1) - old.size(-1)))
+            self.weights[slot] = w[origin] if old is None else torch.cat([old, w], dim=3)[origin]
+        self.tokens = torch.cat([self.tokens[origin], tokens[:, None]], dim=1)
+
+    def select(self, rows: Tensor) -> _History:
+        new = _History(0, self.tokens.device)
+        new.tokens = self.tokens[rows]
+        new.weights = {slot: w[rows] for slot, w in self.weights.items()}
+        return new
+
+
+class _Finished:
+    """Finished hypotheses of every sentence of a search."""
+
+    def __init__(self, encoded, src: Tensor, *, n_best: int, alpha: float, need_weights: bool):
+        self.n_best, self.alpha, self.need_weights = n_best, alpha, need_weights
+        self.src_len = (src != PAD_ID).sum(dim=1).tolist()
+        self.encoder_weights = {
+            slot: w.float() for slot, w in getattr(encoded, "weights", {}).items()
+        } if need_weights else {}
+        self.hyps: list[list[Hypothesis]] = [[] for _ in range(src.size(0))]
+        self._kth = torch.full((src.size(0),), float("-inf"), device=src.device)
+
+    def add(self, sent: int, history: _History, row: int, log_prob: float, steps: int) -> None:
+        """Finish the hypothesis in `row` of `history` after `steps` output steps."""
+        tokens = history.tokens[row].tolist()
+        if tokens and tokens[-1] == EOS_ID:
+            tokens = tokens[:-1]
+        attention = None
+        if self.need_weights:
+            attention = {slot: w[sent] for slot, w in self.encoder_weights.items()}
+            attention.update({slot: w[row] for slot, w in history.weights.items()})
+            attention = _trim(attention, self.src_len[sent], steps)
+        score = log_prob / length_penalty(float(steps), self.alpha)
+        hyps = self.hyps[sent]
+        hyps.append(Hypothesis(tokens=tokens, score=score, log_prob=log_prob, attention=attention))
+        hyps.sort(key=lambda h: h.score, reverse=True)
+        if len(hyps) >= self.n_best:
+            self._kth[sent] = hyps[self.n_best - 1].score
+
+    def kth_best(self, sent: Tensor) -> Tensor:
+        """[n] score of the n_best-th finished hypothesis of each sentence in `sent` (or -inf)."""
+        return self._kth[sent]
+
+    def results(self) -> list[list[Hypothesis]]:
+        return [hyps[: self.n_best] for hyps in self.hyps]

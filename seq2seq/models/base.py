@@ -1,0 +1,165 @@
+"""What every encoder-decoder model shares: the encoder output, the stepping protocol, helpers.
+
+The search code (greedy, beam, forced decoding) is written once against :class:`Seq2Seq`::
+
+    encoded = model.encode(src)                      # Encoded
+    state = model.init_state(encoded)                # a model-specific DecoderState
+    state = state.select(index)                      # e.g. repeat_interleave for beams
+    logits, state, weights = model.step(prev_tokens, state)
+
+Stepping with the caches gives the same logits as the teacher-forced ``forward``.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple, Protocol
+
+import torch
+from torch import Tensor, nn
+
+from seq2seq.vocab import PAD_ID
+
+__all__ = [
+    "DecoderState",
+    "Encoded",
+    "Seq2Seq",
+    "attention_spec",
+    "check_tokens",
+    "init_linear",
+    "padding_mask",
+    "stack_step_weights",
+    "stack_weights",
+]
+
+
+class Encoded(NamedTuple):
+    """Encoder output: everything ``init_state`` needs.
+
+    states: [B, S, D] encoder states (zeros at padded positions for the RNN).
+    src_mask: [B, S] bool, True = real source token.
+    weights: {"encoder_self": [B, L, H, S, S]} when asked for (Transformer), else {}.
+    final: RNN only: [B, 2, D] final (h, c) of the last encoder layer, both directions
+        concatenated; None for the Transformer.
+    """
+
+    states: Tensor
+    src_mask: Tensor
+    weights: dict[str, Tensor]
+    final: Tensor | None = None
+
+
+class DecoderState(Protocol):
+    """An immutable decoder state; every tensor in it has the batch on dim 0."""
+
+    def select(self, index: Tensor) -> DecoderState:
+        """Return a new state made of batch entries ``index`` (LongTensor [N]) of this one."""
+        ...
+
+
+class Seq2Seq(nn.Module, abc.ABC):
+    """Interface of the encoder-decoder models (RNN and Transformer).
+
+    Attributes:
+        slots: names of the model's attention slots, e.g. ("cross",).
+        max_positions: longest source or target sequence (in tokens) the model accepts.
+    """
+
+    slots: tuple[str, ...]
+    max_positions: int
+
+    @abc.abstractmethod
+    def encode(self, src: Tensor, need_weights: bool = False) -> Encoded:
+        """src [B, S] (padded with PAD_ID) -> Encoded."""
+
+    @abc.abstractmethod
+    def forward(
+        self, src: Tensor, tgt_in: Tensor, need_weights: bool = False
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """Teacher forcing: src [B, S], tgt_in [B, T] (BOS + target, right-padded).
+
+        Returns raw logits [B, T, V] and {slot: [B, L, H, T, Tk]} when asked for, else {}.
+        """
+
+    @abc.abstractmethod
+    def init_state(self, encoded: Encoded) -> DecoderState:
+        """The decoder state before the first step (key-side attention work done here)."""
+
+    @abc.abstractmethod
+    def step(
+        self, prev_tokens: Tensor, state: Any, need_weights: bool = False
+    ) -> tuple[Tensor, Any, dict[str, Tensor]]:
+        """One decoder step: prev_tokens [B] (BOS first) -> logits [B, V], new state,
+        {slot: [B, L, H, Tk]} for this step when asked for, else {}."""
+
+
+def padding_mask(src: Tensor) -> Tensor:
+    """src [B, S] token ids -> [B, S] bool, True = real token (not PAD_ID)."""
+    return src != PAD_ID
+
+
+def check_tokens(
+    name: str,
+    tokens: Tensor,
+    ndim: int,
+    *,
+    max_len: int | None = None,
+    vocab_size: int | None = None,
+) -> None:
+    """Raise ValueError unless ``tokens`` is an integer tensor with ``ndim`` dims.
+
+    With ``max_len`` the time dim (1) may not be longer than it; with ``vocab_size`` every id
+    must lie in [0, vocab_size) (one reduction, so call it once per batch, not per step).
+    """
+    expected = "[B, T]" if ndim == 2 else "[B]"
+    if not isinstance(tokens, Tensor):
+        raise ValueError(f"{name} must be a LongTensor {expected}, got {type(tokens).__name__}")
+    if tokens.dim() != ndim or tokens.dtype.is_floating_point or tokens.dtype == torch.bool:
+        raise ValueError(
+            f"{name} must be an integer tensor of shape {expected}, got dtype {tokens.dtype} "
+            f"and shape {list(tokens.shape)}"
+        )
+    if max_len is not None and ndim == 2 and tokens.shape[1] > max_len:
+        raise ValueError(
+            f"{name} has {tokens.shape[1]} positions (shape {list(tokens.shape)}), more than "
+            f"the model's max_positions={max_len}; truncate the input or raise "
+            f"model.max_positions"
+        )
+    if vocab_size is not None and tokens.numel():
+        low, high = int(tokens.min()), int(tokens.max())
+        if low < 0 or high >= vocab_size:
+            raise ValueError(
+                f"{name} holds token ids from {low} to {high}, expected ids in "
+                f"[0, {vocab_size}) (vocabulary size {vocab_size})"
+            )
+
+
+def stack_weights(per_layer: Sequence[Tensor]) -> Tensor:
+    """Per-layer weights [B, H, Tq, Tk] -> [B, L, H, Tq, Tk]."""
+    return torch.stack(list(per_layer), dim=1)
+
+
+def stack_step_weights(per_layer: Sequence[Tensor]) -> Tensor:
+    """Per-layer weights of one step [B, H, 1, Tk] -> [B, L, H, Tk]."""
+    return torch.stack([w.squeeze(2) for w in per_layer], dim=1)
+
+
+def attention_spec(spec: Any) -> dict[str, Any]:
+    """An attention config (dataclass or mapping) as a plain dict without None entries."""
+    if dataclasses.is_dataclass(spec) and not isinstance(spec, type):
+        spec = dataclasses.asdict(spec)
+    if not isinstance(spec, Mapping):
+        raise ValueError(
+            f"attention spec must be a mapping such as {{'type': 'additive'}} or an "
+            f"AttentionConfig, got {type(spec).__name__}"
+        )
+    return {key: value for key, value in spec.items() if value is not None}
+
+
+def init_linear(module: nn.Linear) -> None:
+    """Xavier-uniform weights, zero bias (Glorot & Bengio, 2010)."""
+    nn.init.xavier_uniform_(module.weight)
+    if module.bias is not None:
+        nn.init.zeros_(module.bias)

@@ -1,0 +1,361 @@
+"""Transformer encoder-decoder (Vaswani et al., 2017, arXiv:1706.03762).
+
+Pre-norm residual blocks by default (x + f(LN(x)), final LayerNorm on both stacks; Xiong et
+al., 2020, arXiv:2002.04745), post-norm (LN(x + f(x))) as in the original paper on request.
+Slots ``encoder_self``, ``decoder_self`` (causal) and ``cross`` each take any attention type,
+plain or multi-head. The teacher-forced pass has no loop over time; ``step`` attends over
+per-layer self-attention caches and cross-attention memories prepared once in ``init_state``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from seq2seq.attention import AttentionMemory, build_attention, causal_mask
+
+from .base import (
+    Encoded,
+    Seq2Seq,
+    attention_spec,
+    check_tokens,
+    init_linear,
+    padding_mask,
+    stack_step_weights,
+    stack_weights,
+)
+from .embeddings import OutputProjection, TokenEmbedding, build_embeddings, build_positions
+
+__all__ = ["TransformerSeq2Seq", "TransformerState", "build_transformer"]
+
+NORMS = ("pre", "post")
+ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU}
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class TransformerState:
+    """Decoder state between steps; batch on dim 0 of every tensor.
+
+    self_caches: per decoder layer, the decoder self-attention memory of the positions so far
+        (time on dim -2), None before the first step.
+    cross_memories: per decoder layer, the prepared cross-attention keys/values of the source.
+    src_mask: [B, 1, S] bool, True = real source token.
+    position: index of the next target position (0 for the BOS step).
+    """
+
+    self_caches: tuple[AttentionMemory | None, ...]
+    cross_memories: tuple[AttentionMemory, ...]
+    src_mask: Tensor
+    position: int
+
+    def select(self, index: Tensor) -> TransformerState:
+        """Batch entries ``index`` [N] of this state (beam reordering, batch pruning)."""
+        return TransformerState(
+            self_caches=tuple(None if c is None else c.select(index) for c in self.self_caches),
+            cross_memories=tuple(m.select(index) for m in self.cross_memories),
+            src_mask=self.src_mask.index_select(0, index),
+            position=self.position,
+        )
+
+
+class Residual(nn.Module):
+    """A residual connection around a sublayer with its LayerNorm, pre- or post-norm."""
+
+    def __init__(self, *, dim: int, dropout: float, pre_norm: bool) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(dim)
+        self.dropout = nn.Dropout(dropout)
+        self.pre_norm = pre_norm
+
+    def enter(self, x: Tensor) -> Tensor:
+        """The sublayer's input: LN(x) for pre-norm, x for post-norm."""
+        return self.norm(x) if self.pre_norm else x
+
+    def leave(self, x: Tensor, sub: Tensor) -> Tensor:
+        """Combine x with the sublayer's output ``sub``."""
+        x = x + self.dropout(sub)
+        return x if self.pre_norm else self.norm(x)
+
+
+class FeedForward(nn.Module):
+    """Position-wise W2 act(W1 x + b1) + b2: [*, dim] -> [*, dim]."""
+
+    def __init__(self, *, dim: int, ffn_dim: int, dropout: float, activation: str) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Linear(dim, ffn_dim),
+            ACTIVATIONS[activation](),
+            nn.Dropout(dropout),
+            nn.Linear(ffn_dim, dim),
+        )
+        for module in self.net:
+            if isinstance(module, nn.Linear):
+                init_linear(module)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)
+
+
+class EncoderLayer(nn.Module):
+    """Self-attention + feed-forward, each in a residual block."""
+
+    def __init__(
+        self, *, dim: int, ffn_dim: int, dropout: float, activation: str, pre_norm: bool,
+        attention: Mapping[str, Any],
+    ) -> None:
+        super().__init__()
+        self.self_attn = build_attention(attention, dim, dim, dim)
+        self.ffn = FeedForward(dim=dim, ffn_dim=ffn_dim, dropout=dropout, activation=activation)
+        self.res_attn = Residual(dim=dim, dropout=dropout, pre_norm=pre_norm)
+        self.res_ffn = Residual(dim=dim, dropout=dropout, pre_norm=pre_norm)
+
+    def forward(
+        self, x: Tensor, mask: Tensor, need_weights: bool
+    ) -> tuple[Tensor, Tensor | None]:
+        """x [B, S, D], mask [B, 1, S] -> [B, S, D], weights [B, H, S, S] or None."""
+        h = self.res_attn.enter(x)
+        sub, weights = self.self_attn(h, h, h, mask=mask, need_weights=need_weights)
+        x = self.res_attn.leave(x, sub)
+        x = self.res_ffn.leave(x, self.ffn(self.res_ffn.enter(x)))
+        return x, weights
+
+
+class DecoderLayer(nn.Module):
+    """Causal self-attention, cross attention, feed-forward, each in a residual block."""
+
+    def __init__(
+        self, *, dim: int, ffn_dim: int, dropout: float, activation: str, pre_norm: bool,
+        self_attention: Mapping[str, Any], cross_attention: Mapping[str, Any],
+    ) -> None:
+        super().__init__()
+        self.self_attn = build_attention(self_attention, dim, dim, dim)
+        self.cross_attn = build_attention(cross_attention, dim, dim, dim)
+        self.ffn = FeedForward(dim=dim, ffn_dim=ffn_dim, dropout=dropout, activation=activation)
+        self.res_self = Residual(dim=dim, dropout=dropout, pre_norm=pre_norm)
+        self.res_cross = Residual(dim=dim, dropout=dropout, pre_norm=pre_norm)
+        self.res_ffn = Residual(dim=dim, dropout=dropout, pre_norm=pre_norm)
+
+    def _cross_and_ffn(
+        self, x: Tensor, memory: AttentionMemory, src_mask: Tensor, need_weights: bool
+    ) -> tuple[Tensor, Tensor | None]:
+        sub, weights = self.cross_attn(
+            self.res_cross.enter(x), memory=memory, mask=src_mask, need_weights=need_weights
+        )
+        x = self.res_cross.leave(x, sub)
+        x = self.res_ffn.leave(x, self.ffn(self.res_ffn.enter(x)))
+        return x, weights
+
+    def forward(
+        self, x: Tensor, enc: Tensor, self_mask: Tensor, src_mask: Tensor, need_weights: bool
+    ) -> tuple[Tensor, Tensor | None, Tensor | None]:
+        """Teacher forcing: x [B, T, D], enc [B, S, D], self_mask [T, T] (causal),
+        src_mask [B, 1, S] -> x [B, T, D], self weights [B, H, T, T], cross weights
+        [B, H, T, S] (or None)."""
+        h = self.res_self.enter(x)
+        sub, w_self = self.self_attn(h, h, h, mask=self_mask, need_weights=need_weights)
+        x = self.res_self.leave(x, sub)
+        memory = self.cross_attn.memory(enc, enc)
+        x, w_cross = self._cross_and_ffn(x, memory, src_mask, need_weights)
+        return x, w_self, w_cross
+
+    def step(
+        self, x: Tensor, cache: AttentionMemory | None, memory: AttentionMemory,
+        src_mask: Tensor, need_weights: bool,
+    ) -> tuple[Tensor, AttentionMemory, Tensor | None, Tensor | None]:
+        """One position: x [B, 1, D] -> x [B, 1, D], extended cache, self weights
+        [B, H, 1, t + 1], cross weights [B, H, 1, S] (or None)."""
+        h = self.res_self.enter(x)
+        new = self.self_attn.memory(h, h)
+        cache = new if cache is None else cache.extend(new)
+        sub, w_self = self.self_attn(h, memory=cache, need_weights=need_weights)
+        x = self.res_self.leave(x, sub)
+        x, w_cross = self._cross_and_ffn(x, memory, src_mask, need_weights)
+        return x, cache, w_self, w_cross
+
+
+class TransformerSeq2Seq(Seq2Seq):
+    """Transformer encoder-decoder. Slots: ``encoder_self``, ``decoder_self``, ``cross``."""
+
+    slots = ("encoder_self", "decoder_self", "cross")
+
+    def __init__(
+        self,
+        *,
+        src_vocab_size: int,
+        tgt_vocab_size: int,
+        embed_dim: int,
+        encoder_layers: int,
+        decoder_layers: int,
+        ffn_dim: int,
+        dropout: float,
+        norm: str,
+        positions: str,
+        activation: str,
+        max_positions: int,
+        share_embeddings: bool,
+        tie_output: bool,
+        encoder_self_attention: Mapping[str, Any],
+        decoder_self_attention: Mapping[str, Any],
+        cross_attention: Mapping[str, Any],
+    ) -> None:
+        super().__init__()
+        if norm not in NORMS or activation not in ACTIVATIONS:
+            raise ValueError(
+                f"transformer norm must be one of {NORMS} and activation one of "
+                f"{tuple(ACTIVATIONS)}, got norm={norm!r}, activation={activation!r}"
+            )
+        if min(encoder_layers, decoder_layers) < 1:
+            raise ValueError(
+                f"transformer needs >= 1 layer per side, got encoder_layers={encoder_layers}, "
+                f"decoder_layers={decoder_layers}"
+            )
+        self.max_positions, self.pre_norm = max_positions, norm == "pre"
+        self.src_embed, self.tgt_embed = build_embeddings(
+            src_vocab_size=src_vocab_size,
+            tgt_vocab_size=tgt_vocab_size,
+            dim=embed_dim,
+            share=share_embeddings,
+            scale=True,
+        )
+        self.positions = build_positions(positions, max_positions=max_positions, dim=embed_dim)
+        self.dropout = nn.Dropout(dropout)
+        layer_args: dict[str, Any] = {
+            "dim": embed_dim,
+            "ffn_dim": ffn_dim,
+            "dropout": dropout,
+            "activation": activation,
+            "pre_norm": self.pre_norm,
+        }
+        self.encoder_layers = nn.ModuleList(
+            EncoderLayer(**layer_args, attention=encoder_self_attention)
+            for _ in range(encoder_layers)
+        )
+        self.decoder_layers = nn.ModuleList(
+            DecoderLayer(
+                **layer_args,
+                self_attention=decoder_self_attention,
+                cross_attention=cross_attention,
+            )
+            for _ in range(decoder_layers)
+        )
+        # Pre-norm leaves the residual stream unnormalised: one LayerNorm closes each stack.
+        self.encoder_norm = nn.LayerNorm(embed_dim) if self.pre_norm else nn.Identity()
+        self.decoder_norm = nn.LayerNorm(embed_dim) if self.pre_norm else nn.Identity()
+        self.output = OutputProjection(
+            dim=embed_dim,
+            vocab_size=tgt_vocab_size,
+            tie_to=self.tgt_embed if tie_output else None,
+        )
+
+    def _embed(self, embedding: TokenEmbedding, tokens: Tensor, offset: int = 0) -> Tensor:
+        """tokens [B, T] -> scaled embeddings + positions offset.. [B, T, D] (with dropout)."""
+        x = embedding(tokens) + self.positions(tokens.shape[1], offset)
+        return self.dropout(x)
+
+    def encode(self, src: Tensor, need_weights: bool = False) -> Encoded:
+        """src [B, S] -> Encoded(states [B, S, D], src_mask [B, S], weights)."""
+        vocab = self.src_embed.vocab_size
+        check_tokens("src", src, 2, max_len=self.max_positions, vocab_size=vocab)
+        src_mask = padding_mask(src)
+        mask = src_mask.unsqueeze(1)  # [B, 1, S]: padded keys are never attended
+        x, weights = self._embed(self.src_embed, src), []
+        for layer in self.encoder_layers:
+            x, w = layer(x, mask, need_weights)
+            weights.append(w)
+        x = self.encoder_norm(x)
+        return Encoded(
+            states=x,
+            src_mask=src_mask,
+            weights={"encoder_self": stack_weights(weights)} if need_weights else {},
+        )
+
+    def forward(
+        self, src: Tensor, tgt_in: Tensor, need_weights: bool = False
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """src [B, S], tgt_in [B, T] -> logits [B, T, V], {slot: [B, L, H, T, Tk]} or {}."""
+        vocab = self.tgt_embed.vocab_size
+        check_tokens("tgt_in", tgt_in, 2, max_len=self.max_positions, vocab_size=vocab)
+        if tgt_in.shape[0] != src.shape[0]:
+            raise ValueError(
+                f"src and tgt_in batch sizes differ: {list(src.shape)} vs {list(tgt_in.shape)}"
+            )
+        encoded = self.encode(src, need_weights)
+        src_mask = encoded.src_mask.unsqueeze(1)  # [B, 1, S]
+        x, w_self, w_cross = self._embed(self.tgt_embed, tgt_in), [], []
+        # Target padding needs no key mask: pads only follow real tokens, and the causal
+        # mask already keeps every real position from attending to later ones.
+        self_mask = causal_mask(tgt_in.shape[1], device=tgt_in.device)  # [T, T]
+        for layer in self.decoder_layers:
+            x, ws, wc = layer(x, encoded.states, self_mask, src_mask, need_weights)
+            w_self.append(ws)
+            w_cross.append(wc)
+        logits = self.output(self.decoder_norm(x))  # [B, T, V]
+        if not need_weights:
+            return logits, {}
+        weights = dict(encoded.weights)
+        weights["decoder_self"] = stack_weights(w_self)
+        weights["cross"] = stack_weights(w_cross)
+        return logits, weights
+
+    def init_state(self, encoded: Encoded) -> TransformerState:
+        """Project the source keys/values of every decoder layer once."""
+        states = encoded.states
+        return TransformerState(
+            self_caches=(None,) * len(self.decoder_layers),
+            cross_memories=tuple(
+                layer.cross_attn.memory(states, states) for layer in self.decoder_layers
+            ),
+            src_mask=encoded.src_mask.unsqueeze(1),
+            position=0,
+        )
+
+    def step(
+        self, prev_tokens: Tensor, state: TransformerState, need_weights: bool = False
+    ) -> tuple[Tensor, TransformerState, dict[str, Tensor]]:
+        """prev_tokens [B] -> logits [B, V], new state, {"decoder_self": [B, L, H, t + 1],
+        "cross": [B, L, H, S]} or {}. Raises ValueError past max_positions."""
+        check_tokens("prev_tokens", prev_tokens, 1)
+        x = self._embed(self.tgt_embed, prev_tokens.unsqueeze(1), state.position)  # [B, 1, D]
+        caches, w_self, w_cross = [], [], []
+        for layer, cache, memory in zip(
+            self.decoder_layers, state.self_caches, state.cross_memories, strict=True
+        ):
+            x, cache, ws, wc = layer.step(x, cache, memory, state.src_mask, need_weights)
+            caches.append(cache)
+            w_self.append(ws)
+            w_cross.append(wc)
+        logits = self.output(self.decoder_norm(x)).squeeze(1)  # [B, V]
+        new_state = dataclasses.replace(
+            state, self_caches=tuple(caches), position=state.position + 1
+        )
+        if not need_weights:
+            return logits, new_state, {}
+        weights = {"decoder_self": stack_step_weights(w_self), "cross": stack_step_weights(w_cross)}
+        return logits, new_state, weights
+
+
+def build_transformer(cfg: Any, src_vocab_size: int, tgt_vocab_size: int) -> TransformerSeq2Seq:
+    """TransformerSeq2Seq from a ModelConfig (``arch: transformer``)."""
+    slots = cfg.attention
+    return TransformerSeq2Seq(
+        src_vocab_size=src_vocab_size,
+        tgt_vocab_size=tgt_vocab_size,
+        embed_dim=cfg.embed_dim,
+        encoder_layers=cfg.encoder_layers,
+        decoder_layers=cfg.decoder_layers,
+        ffn_dim=cfg.transformer.ffn_dim,
+        dropout=cfg.dropout,
+        norm=cfg.transformer.norm,
+        positions=cfg.transformer.positions,
+        activation=cfg.transformer.activation,
+        max_positions=cfg.max_positions,
+        share_embeddings=cfg.share_embeddings,
+        tie_output=cfg.tie_output,
+        encoder_self_attention=attention_spec(slots.encoder_self),
+        decoder_self_attention=attention_spec(slots.decoder_self),
+        cross_attention=attention_spec(slots.cross),
+    )

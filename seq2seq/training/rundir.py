@@ -1,0 +1,171 @@
+"""The run directory: refusing to clobber a run, comparing configs on resume, metrics, logging.
+
+Layout: ``config.yaml``, ``spm*.model``, ``best.pt``, ``last.pt``, ``step_N.pt``,
+``metrics.jsonl``, ``train.log``, ``curves.png``, ``alignments/``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import shutil
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from seq2seq.checkpoint import STEP_CHECKPOINT, write_atomic
+
+RUN_FILES = ("config.yaml", "best.pt", "last.pt", "metrics.jsonl", "train.log", "curves.png")
+RUN_DIRS = ("alignments",)
+
+
+class RunDirError(ValueError):
+    """A run directory that cannot be used as asked (already holds a run, nothing to resume)."""
+
+
+def run_entries(run_dir: Path) -> list[Path]:
+    """The files and folders in ``run_dir`` that belong to a run."""
+    if not run_dir.is_dir():
+        return []
+    found = []
+    for path in sorted(run_dir.iterdir()):
+        name = path.name
+        if (
+            name in RUN_FILES
+            or name in RUN_DIRS
+            or STEP_CHECKPOINT.match(name)
+            or (name.startswith("spm") and name.endswith((".model", ".vocab")))
+        ):
+            found.append(path)
+    return found
+
+
+def check_run_dir(run_dir: Path, *, resume: bool, overwrite: bool) -> None:
+    """Raises :class:`RunDirError` unless ``run_dir`` may be used; changes nothing."""
+    if resume and overwrite:
+        raise RunDirError("--resume and --overwrite exclude each other: choose one")
+    if run_dir.exists() and not run_dir.is_dir():
+        raise RunDirError(f"run directory {run_dir} exists and is not a directory")
+    if resume:
+        if not (run_dir / "last.pt").is_file():
+            raise RunDirError(f"--resume: {run_dir} holds no last.pt to resume from")
+        return
+    entries = run_entries(run_dir)
+    if entries and not overwrite:
+        names = ", ".join(p.name for p in entries[:5])
+        raise RunDirError(
+            f"run directory {run_dir} already holds a run ({names}); use --resume to "
+            "continue it, --overwrite to replace it, or --run-dir to choose another directory"
+        )
+
+
+def clear_run_dir(run_dir: Path) -> None:
+    """Deletes a previous run's files (only those, never anything else in the folder)."""
+    for path in run_entries(run_dir):
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+
+
+def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, path + "."))
+        else:
+            flat[path] = value
+    return flat
+
+
+def _section(tree: Mapping[str, Any], dotted: str) -> Mapping[str, Any]:
+    for key in dotted.split("."):
+        tree = tree.get(key) or {}
+    return tree
+
+
+def config_differences(new: Mapping[str, Any], old: Mapping[str, Any], section: str) -> list[str]:
+    """``"key: checkpoint X, config Y"`` for each key under the dotted ``section`` that differs."""
+    new_flat = flatten(_section(new, section), section + ".")
+    old_flat = flatten(_section(old, section), section + ".")
+    missing = object()
+    lines = []
+    for key in sorted(set(new_flat) | set(old_flat)):
+        a, b = old_flat.get(key, missing), new_flat.get(key, missing)
+        if a != b:
+            shown_a = "(absent)" if a is missing else repr(a)
+            shown_b = "(absent)" if b is missing else repr(b)
+            lines.append(f"{key}: checkpoint {shown_a}, config {shown_b}")
+    return lines
+
+
+def check_resume_config(new: Mapping[str, Any], old: Mapping[str, Any], path: Path) -> None:
+    """Refuses to resume when the model or tokenizer settings changed since the checkpoint."""
+    lines = config_differences(new, old, "model") + config_differences(
+        new, old, "data.tokenizer"
+    )
+    if lines:
+        raise RunDirError(
+            f"--resume: the config differs from the one in {path} in settings a resumed run "
+            "cannot change:\n  " + "\n  ".join(lines)
+        )
+
+
+class MetricsLog:
+    """``metrics.jsonl``: one JSON object per line, rewritten atomically on every append."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.records: list[dict[str, Any]] = []
+
+    def load(self, up_to_step: int) -> None:
+        """Reads an existing file, keeping the records of steps <= ``up_to_step`` (resume)."""
+        if self.path is None or not self.path.is_file():
+            return
+        lines = self.path.read_text(encoding="utf-8").splitlines()
+        records = [json.loads(line) for line in lines if line.strip()]
+        self.records = [r for r in records if r.get("step", 0) <= up_to_step]
+        self._write()
+
+    def append(self, record: dict[str, Any]) -> None:
+        self.records.append({k: _json_number(v) for k, v in record.items()})
+        self._write()
+
+    def _write(self) -> None:
+        if self.path is None:
+            return
+        text = "".join(json.dumps(r, allow_nan=False) + "\n" for r in self.records)
+        write_atomic(text, self.path)
+
+
+def _json_number(value: Any) -> Any:
+    """NaN and infinities become null, so every line is valid JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+@contextmanager
+def log_to_file(path: Path | None, level: int = logging.INFO) -> Iterator[None]:
+    """Copies the ``seq2seq`` loggers' records to ``path`` (``train.log``) while active."""
+    if path is None:
+        yield
+        return
+    logger = logging.getLogger("seq2seq")
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setLevel(level)
+    old_level = logger.level
+    if logger.getEffectiveLevel() > level:
+        logger.setLevel(level)
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)
+        handler.close()

@@ -1,0 +1,238 @@
+"""Validation during training: loss, perplexity, greedy BLEU and attention diagnostics.
+
+Diagnostics of the cross-attention, from teacher-forced passes over the reference pairs
+(averaged over layers, heads and real target positions):
+
+- ``entropy``: mean entropy (nats) of the attention rows. Near 0 means every target token looks
+  at a single source token; ``log(S)`` means uniform attention.
+- ``eos_weight``: mean weight on the last source position, the end of the sentence (sources
+  carry no ``</s>`` token here); attention that has collapsed onto one column usually lands there.
+- ``aer``: alignment error rate of word alignments read off the attention, when gold
+  alignments for the validation set exist (see :mod:`seq2seq.training.corpus`).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from seq2seq.data import collate
+from seq2seq.data.batching import collate_src
+from seq2seq.inference import greedy_search
+from seq2seq.inference.search import max_output_lengths
+from seq2seq.training.loss import label_smoothed_cross_entropy
+from seq2seq.training.precision import Precision
+from seq2seq.training.state import preserved_rng
+from seq2seq.vocab import PAD_ID
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ValidSet:
+    """The validation corpus, encoded once (sides truncated to what the model accepts)."""
+
+    src_ids: list[list[int]]
+    tgt_ids: list[list[int]]
+    src_text: list[str]
+    refs: list[str]
+    gold: list[Any] | None           # gold word alignments per pair, or None
+    batches: list[list[int]]         # index lists of length-sorted teacher-forcing batches
+
+
+def make_batches(lengths: list[int], max_tokens: int) -> list[list[int]]:
+    """Length-sorted index batches whose padded size stays within ``max_tokens``."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    batches: list[list[int]] = []
+    batch: list[int] = []
+    for i in order:
+        if batch and (len(batch) + 1) * lengths[i] > max_tokens:
+            batches.append(batch)
+            batch = []
+        batch.append(i)
+    if batch:
+        batches.append(batch)
+    return batches
+
+
+def cross_attention_stats(
+    weights: Tensor, src: Tensor, tgt_out: Tensor
+) -> tuple[float, float, int]:
+    """Sums of row entropies and end-of-source weights over the real rows of a batch.
+
+    Args:
+        weights: cross-attention ``[B, L, H, T, S]``.
+        src: ``[B, S]`` source ids; tgt_out: ``[B, T]`` target ids (PAD_ID = padding).
+
+    Returns:
+        ``(entropy_sum, end_weight_sum, rows)`` over all layers, heads and real target rows.
+    """
+    w = weights.float()
+    entropy = -torch.xlogy(w, w).sum(-1)                          # [B, L, H, T]
+    last = (src != PAD_ID).sum(-1).clamp(min=1) - 1               # [B]
+    index = last.view(-1, 1, 1, 1, 1).expand(*w.shape[:-1], 1)    # [B, L, H, T, 1]
+    end_weight = w.gather(-1, index).squeeze(-1)                   # [B, L, H, T]
+    rows = (tgt_out != PAD_ID)[:, None, None, :].expand_as(entropy)
+    return float(entropy[rows].sum()), float(end_weight[rows].sum()), int(rows.sum())
+
+
+@torch.no_grad()
+def teacher_forced_pass(
+    model: nn.Module, valid: ValidSet, precision: Precision, device: torch.device
+) -> dict[str, Any]:
+    """Validation loss (NLL per target token), perplexity and cross-attention statistics.
+
+    Also returns ``"cross"``: per validation pair the ``[L, H, T, S]`` cross-attention of its
+    reference (only when gold alignments exist, for the AER).
+    """
+    loss_sum, tokens, entropy_sum, end_sum, rows = 0.0, 0, 0.0, 0.0, 0
+    cross: dict[int, Tensor] = {}
+    for indices in valid.batches:
+        batch = collate([(valid.src_ids[i], valid.tgt_ids[i]) for i in indices]).to(device)
+        with precision.autocast():
+            logits, weights = model(batch.src, batch.tgt_in, need_weights=True)
+        loss, n = label_smoothed_cross_entropy(logits, batch.tgt_out, smoothing=0.0)
+        loss_sum, tokens = loss_sum + float(loss), tokens + n
+        if "cross" in weights:
+            e, w, r = cross_attention_stats(weights["cross"], batch.src, batch.tgt_out)
+            entropy_sum, end_sum, rows = entropy_sum + e, end_sum + w, rows + r
+            if valid.gold is not None:
+                for row, i in enumerate(indices):
+                    s, t = len(valid.src_ids[i]), len(valid.tgt_ids[i]) + 1
+                    cross[i] = weights["cross"][row, :, :, :t, :s].float().cpu()
+    loss = loss_sum / max(tokens, 1)
+    result: dict[str, Any] = {"loss": loss, "ppl": math.exp(min(loss, 100.0))}
+    if rows:
+        result.update(entropy=entropy_sum / rows, eos_weight=end_sum / rows)
+    result["cross"] = cross
+    return result
+
+
+@torch.no_grad()
+def translate_greedy(
+    model: nn.Module,
+    src_ids: list[list[int]],
+    *,
+    precision: Precision,
+    device: torch.device,
+    batch_size: int,
+    max_len_ratio: float,
+    max_len_offset: int,
+) -> list[list[int]]:
+    """Greedy translations (token ids) of ``src_ids``, batched by length, in input order."""
+    order = sorted(range(len(src_ids)), key=lambda i: len(src_ids[i]))
+    out: list[list[int]] = [[] for _ in src_ids]
+    for start in range(0, len(order), batch_size):
+        chunk = order[start : start + batch_size]
+        src = collate_src([src_ids[i] for i in chunk]).to(device)
+        limit = max_output_lengths(src, ratio=max_len_ratio, offset=max_len_offset,
+                                   max_positions=model.max_positions)
+        with precision.autocast():
+            hyps = greedy_search(model, src, max_len=limit)
+        for i, hyp in zip(chunk, hyps, strict=True):
+            out[i] = hyp.tokens
+    return out
+
+
+def attention_word_alignment(
+    weights: Tensor, src_pieces: list[str], tgt_pieces: list[str], piece_word_ids: Any
+) -> set[tuple[int, int]]:
+    """Word links ``(src_word, tgt_word)`` read off a subword attention matrix.
+
+    weights: ``[T, S]`` attention of the target pieces over the source pieces. A target word's
+    row is the mean of its pieces' rows, a source word's weight the sum over its pieces; each
+    target word is linked to the source word it attends to most.
+    """
+    src_words = torch.tensor(piece_word_ids(src_pieces))          # [S]
+    tgt_words = torch.tensor(piece_word_ids(tgt_pieces))          # [T]
+    n_src, n_tgt = int(src_words.max()) + 1, int(tgt_words.max()) + 1
+    by_src = torch.zeros(weights.size(0), n_src).index_add_(1, src_words, weights)   # [T, Ws]
+    by_word = torch.zeros(n_tgt, n_src).index_add_(0, tgt_words, by_src)            # [Wt, Ws]
+    best = by_word.argmax(dim=1)                                                    # [Wt]
+    return {(int(best[j]), j) for j in range(n_tgt)}
+
+
+def alignment_error_rate(counts: tuple[int, int, int, int]) -> float:
+    """AER = 1 - (|A & S| + |A & P|) / (|A| + |S|) (Och & Ney 2003) from summed counts
+    ``(|A & S|, |A & P|, |A|, |S|)``."""
+    a_s, a_p, a, sure = counts
+    return 1.0 - (a_s + a_p) / (a + sure) if a + sure else 0.0
+
+
+def attention_aer(valid: ValidSet, tokenizer: Any, cross: dict[int, Tensor]) -> float:
+    """Corpus AER of cross-attention alignments (mean over layers and heads) against the gold."""
+    a_s = a_p = a = sure_total = 0
+    for i, weights in cross.items():
+        sure, possible = valid.gold[i]
+        matrix = weights.mean(dim=(0, 1))[:-1]                     # [T, S] without the EOS row
+        if matrix.numel() == 0:
+            continue
+        links = attention_word_alignment(
+            matrix, tokenizer.src_pieces(valid.src_ids[i]),
+            tokenizer.tgt_pieces(valid.tgt_ids[i]), tokenizer.piece_word_ids,
+        )
+        a_s, a_p = a_s + len(links & sure), a_p + len(links & possible)
+        a, sure_total = a + len(links), sure_total + len(sure)
+    return alignment_error_rate((a_s, a_p, a, sure_total))
+
+
+def corpus_bleu(hypotheses: list[str], references: list[str]) -> float:
+    """Corpus BLEU (sacrebleu defaults: 13a tokenization, cased) of detokenized text."""
+    import sacrebleu
+
+    return float(sacrebleu.corpus_bleu(hypotheses, [references]).score)
+
+
+def validate(
+    model: nn.Module,
+    valid: ValidSet,
+    tokenizer: Any,
+    *,
+    cfg: Any,
+    precision: Precision,
+    device: torch.device,
+) -> dict[str, Any]:
+    """Loss, perplexity, greedy BLEU on the first ``train.valid_max_sentences`` sentences, and
+    the attention diagnostics. Leaves the random number generators as it found them."""
+    was_training = model.training
+    model.eval()
+    try:
+        with preserved_rng():
+            forced = teacher_forced_pass(model, valid, precision, device)
+            n = min(cfg.train.valid_max_sentences or len(valid.src_ids), len(valid.src_ids))
+            hyp_ids = translate_greedy(
+                model, valid.src_ids[:n], precision=precision, device=device,
+                batch_size=cfg.decode.batch_size, max_len_ratio=cfg.decode.max_len_ratio,
+                max_len_offset=cfg.decode.max_len_offset,
+            )
+    finally:
+        model.train(was_training)
+    hypotheses = [tokenizer.decode_tgt(ids) for ids in hyp_ids]
+    result = {k: v for k, v in forced.items() if k != "cross"}
+    result["bleu"] = corpus_bleu(hypotheses, valid.refs[:n])
+    result["bleu_sentences"] = n
+    if valid.gold is not None and forced["cross"]:
+        result["aer"] = attention_aer(valid, tokenizer, forced["cross"])
+    return result
+
+
+def save_plots(
+    model: nn.Module, tokenizer: Any, valid: ValidSet, *, run_dir: Any, step: int,
+    records: list[dict[str, Any]], num_alignment_plots: int,
+) -> None:
+    """``curves.png`` and ``alignments/step_*.png`` for the first validation sentences."""
+    from seq2seq.viz import attention_for_pair, plot_training_curves, save_validation_plots
+
+    plot_training_curves(records, run_dir / "curves.png")
+    if num_alignment_plots <= 0:
+        return
+    with preserved_rng():
+        examples = [attention_for_pair(model, tokenizer, src)
+                    for src in valid.src_text[:num_alignment_plots] if src.strip()]
+    (run_dir / "alignments").mkdir(exist_ok=True)
+    save_validation_plots(examples, run_dir / "alignments", step)

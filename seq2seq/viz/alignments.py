@@ -1,0 +1,203 @@
+"""Glue between a trained model and the plots: the attention of one sentence pair.
+
+`attention_for_pair` runs a model on one sentence (translating it, or forcing a given target)
+and returns its attention matrices with their subword labels; `plot_example` draws one slot of
+such an example; `save_validation_plots` is what the trainer calls at each validation.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from seq2seq.viz.example import SLOT_TITLES, AttentionExample
+from seq2seq.viz.heatmap import plot_alignment, plot_attention_grid
+from seq2seq.vocab import EOS
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "AttentionExample",
+    "attention_for_pair",
+    "plot_example",
+    "save_validation_plots",
+    "select_layers_heads",
+]
+
+_AXES = {
+    "cross": ("target", "source"),
+    "encoder_self": ("source", "source"),
+    "decoder_self": ("target", "target input"),
+}
+
+
+def attention_for_pair(
+    model: Any,
+    tokenizer: Any,
+    src: str,
+    tgt: str | None = None,
+    *,
+    beam: int = 1,
+    length_penalty: float = 0.6,
+    max_len_ratio: float = 1.5,
+    max_len_offset: int = 10,
+) -> AttentionExample:
+    """The attention of `model` on one sentence, with the subword pieces as labels.
+
+    Without `tgt` the sentence is translated (greedy search for beam=1, else beam search; the
+    weights of the best hypothesis follow the beam's back-pointers) and the example shows what
+    the model attended to while producing its output. With `tgt` that target is forced
+    (teacher forcing) and the example shows the alignment of the given pair.
+    Returns weights {slot: [L, H, Tq, Tk]} (float32, CPU) for every slot of the model; the
+    target pieces end with "</s>" when the output (or the forced target) was terminated.
+    Sources longer than `model.max_positions` are truncated with a warning.
+    """
+    from seq2seq.data.batching import collate_src
+    from seq2seq.inference.search import (
+        beam_search,
+        forced_attention,
+        greedy_search,
+        max_output_lengths,
+    )
+
+    src_ids = _truncate(tokenizer.encode_src(src), model.max_positions, "source")
+    if not src_ids:
+        raise ValueError(f"source sentence {src!r} is empty: nothing to attend to")
+    device = next(model.parameters()).device
+    src_batch = collate_src([src_ids]).to(device)  # [1, S]
+    if tgt is None:
+        limit = max_output_lengths(
+            src_batch, ratio=max_len_ratio, offset=max_len_offset, max_positions=model.max_positions
+        )
+        if beam == 1:
+            hyp = greedy_search(model, src_batch, max_len=limit, need_weights=True)[0]
+        else:
+            hyp = beam_search(
+                model,
+                src_batch,
+                beam=beam,
+                length_penalty=length_penalty,
+                max_len=limit,
+                need_weights=True,
+            )[0][0]
+        tgt_ids, weights = hyp.tokens, hyp.attention or {}
+    else:
+        tgt_ids = _truncate(tokenizer.encode_tgt(tgt), model.max_positions - 1, "target")
+        tgt_tensor = torch.tensor(tgt_ids, dtype=torch.long, device=device)
+        weights = forced_attention(model, src_batch[0], tgt_tensor)
+    weights = {slot: w.detach().float().cpu() for slot, w in weights.items()}
+    steps = next((w.shape[-2] for s, w in weights.items() if s != "encoder_self"), len(tgt_ids))
+    tgt_pieces = tokenizer.tgt_pieces(tgt_ids)
+    if steps == len(tgt_ids) + 1:  # the last decoder step produced (or was forced to) EOS
+        tgt_pieces.append(EOS)
+    return AttentionExample(
+        src_pieces=tokenizer.src_pieces(src_ids),
+        tgt_pieces=tgt_pieces,
+        weights=weights,
+        title=src,
+    )
+
+
+def select_layers_heads(
+    weights: Any, layer: int | str, head: int | str, slot: str = "cross"
+) -> tuple[np.ndarray, list[str], list[str]]:
+    """Pick layers and heads of a [L, H, Tq, Tk] array.
+
+    layer/head: an index (negative counts from the end), "all" or "mean".
+    Returns ([L', H', Tq, Tk] array, L' row titles, H' column titles).
+    """
+    array = np.asarray(weights)
+    array, rows = _select(array, 0, layer, "layer", slot)
+    array, cols = _select(array, 1, head, "head", slot)
+    return array, rows, cols
+
+
+def plot_example(
+    example: AttentionExample,
+    out_path: str | os.PathLike[str],
+    *,
+    slot: str = "cross",
+    layer: int | str = -1,
+    head: int | str = "mean",
+    title: str | None = None,
+) -> Path:
+    """Static figure of one slot of `example`: one heatmap, or a layers x heads grid when
+    `layer` or `head` is "all" (and the other selection leaves more than one panel)."""
+    rows, cols = example.labels(slot)
+    array, row_titles, col_titles = select_layers_heads(example.matrices(slot), layer, head, slot)
+    ylabel, xlabel = _AXES[slot]
+    if array.shape[0] * array.shape[1] == 1:
+        heading = f"{SLOT_TITLES[slot]}, {row_titles[0]}, {col_titles[0]}"
+        return plot_alignment(
+            array[0, 0], cols, rows, out_path, title=title or heading, xlabel=xlabel, ylabel=ylabel
+        )
+    return plot_attention_grid(
+        array,
+        cols,
+        rows,
+        out_path,
+        title=title or SLOT_TITLES[slot],
+        row_titles=row_titles,
+        col_titles=col_titles,
+        xlabel=xlabel,
+        ylabel=ylabel,
+    )
+
+
+def save_validation_plots(
+    examples: Sequence[AttentionExample],
+    out_dir: str | os.PathLike[str],
+    step: int,
+    *,
+    slot: str = "cross",
+    suffix: str = ".png",
+) -> list[Path]:
+    """Cross-attention heatmaps (last layer, mean of heads) of fixed validation sentences.
+
+    Writes out_dir/step_{step:06d}_{i}.png for the i-th example and returns the paths.
+    """
+    paths = []
+    for i, example in enumerate(examples):
+        title = f"step {step}: {example.title}" if example.title else f"step {step}"
+        out = Path(out_dir) / f"step_{step:06d}_{i}{suffix}"
+        paths.append(
+            plot_example(example, out, slot=slot, layer=-1, head="mean", title=_shorten(title))
+        )
+    return paths
+
+
+def _select(array: np.ndarray, axis: int, choice: int | str, name: str, slot: str):
+    count = array.shape[axis]
+    if choice == "all":
+        return array, [f"{name} {i}" for i in range(count)]
+    if choice == "mean":
+        plural = f"{count} {name}s" if count > 1 else f"the only {name}"
+        return array.mean(axis=axis, keepdims=True), [f"mean of {plural}"]
+    if isinstance(choice, bool) or not isinstance(choice, int | np.integer):
+        raise ValueError(f"{name}: expected an index, 'all' or 'mean', got {choice!r}")
+    if not -count <= choice < count:
+        raise ValueError(
+            f"{name} {choice} does not exist: the {slot} attention has {count} {name}s "
+            f"(0..{count - 1}, negative indices count from the end)"
+        )
+    index = choice % count
+    return np.take(array, [index], axis=axis), [f"{name} {index}"]
+
+
+def _truncate(ids: list[int], limit: int, side: str) -> list[int]:
+    if len(ids) > limit:
+        logger.warning(
+            "%s of %d pieces truncated to the model's maximum of %d", side, len(ids), limit
+        )
+        return ids[:limit]
+    return ids
+
+
+def _shorten(text: str, width: int = 80) -> str:
+    return text if len(text) <= width else text[: width - 1] + "\u2026"

@@ -1,0 +1,97 @@
+"""Shared helpers of the plotting modules: output formats, atomic writes, array conversion."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+STATIC_SUFFIXES: tuple[str, ...] = (".png", ".svg", ".pdf")
+SUPPORTED_SUFFIXES: tuple[str, ...] = (*STATIC_SUFFIXES, ".html")
+
+
+def output_format(
+    out_path: str | os.PathLike[str], allowed: Sequence[str] = STATIC_SUFFIXES
+) -> str:
+    """Return the output format ("png", "svg", ...) named by the suffix of `out_path`.
+
+    Raises ValueError naming the path, the suffix received and the supported suffixes.
+    """
+    suffix = Path(out_path).suffix.lower()
+    if suffix not in allowed:
+        raise ValueError(
+            f"unsupported output file {str(out_path)!r}: suffix {suffix or '(none)'!r}, "
+            f"expected one of {', '.join(allowed)}"
+        )
+    return suffix[1:]
+
+
+def atomic_write(out_path: str | os.PathLike[str], write: Callable[[Path], None]) -> Path:
+    """Call `write(tmp_path)` on a temporary file beside `out_path`, then rename it into place.
+
+    A crash part-way never leaves a half-written file at `out_path`. Parent directories are
+    created. The temporary file is opened with the process umask, like a plain open().
+    """
+    path = Path(out_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+    try:
+        with open(tmp, "xb"):
+            pass
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_text(out_path: str | os.PathLike[str], text: str) -> Path:
+    """Write UTF-8 `text` to `out_path` atomically."""
+    return atomic_write(out_path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def to_numpy(weights: Any, name: str = "weights", ndim: int | None = None) -> np.ndarray:
+    """Convert a tensor or array-like to a float64 numpy array (detached, on the CPU).
+
+    `ndim`, when given, is the number of dimensions expected; a ValueError names `name`,
+    the shape received and the shape expected. Non-finite values are rejected.
+    """
+    if hasattr(weights, "detach"):  # torch.Tensor, without importing torch here
+        weights = weights.detach().float().cpu().numpy()
+    array = np.asarray(weights, dtype=np.float64)
+    if ndim is not None and array.ndim != ndim:
+        raise ValueError(f"{name}: expected {ndim} dimensions, got shape {tuple(array.shape)}")
+    if array.size == 0:
+        raise ValueError(f"{name}: empty matrix of shape {tuple(array.shape)}")
+    if not np.isfinite(array).all():
+        raise ValueError(f"{name}: contains NaN or infinite values")
+    return array
+
+
+def check_labels(labels: Sequence[str], size: int, name: str) -> list[str]:
+    """Return `labels` as a list of strings, checking there is one label per matrix row/column."""
+    labels = [str(label) for label in labels]
+    if len(labels) != size:
+        raise ValueError(f"{name}: got {len(labels)} labels for a matrix axis of size {size}")
+    return labels
+
+
+def new_figure(width: float, height: float):
+    """A matplotlib Figure on an Agg canvas (no pyplot, no global backend change)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(max(width, 3.0), max(height, 2.5)), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def save_figure(fig, out_path: str | os.PathLike[str], fmt: str | None = None) -> Path:
+    """Write a Figure atomically in the format `fmt` or the one named by the suffix."""
+    fmt = fmt or output_format(out_path)
+    return atomic_write(out_path, lambda tmp: fig.savefig(tmp, format=fmt, dpi=fig.dpi))

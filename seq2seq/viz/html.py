@@ -1,0 +1,175 @@
+"""A self-contained HTML page to browse attention matrices.
+
+The page holds its data in a `<script type="application/json">` block and builds every
+element with `textContent`, so text from the input (which may contain markup) is shown
+literally and never parsed. Nothing is loaded from elsewhere: CSS and JS are inline, and a
+Content-Security-Policy forbids any network access and any script but the page's own.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+import json
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from seq2seq.viz.common import atomic_write_text, output_format
+from seq2seq.viz.example import SLOT_TITLES, SLOTS, AttentionExample, as_example
+from seq2seq.viz.viewer_assets import CSS, JS
+from seq2seq.viz.words import SPECIAL_PIECES, WORD_START
+
+_DIGITS = 5  # decimals kept for each weight in the page
+_AXIS_NAMES = {
+    "cross": ("target", "source"),
+    "encoder_self": ("source", "source"),
+    "decoder_self": ("target", "target input"),
+}
+
+
+def write_attention_html(
+    items: Sequence[AttentionExample | Mapping[str, Any]],
+    out_path: str | os.PathLike[str],
+    title: str = "Attention",
+    *,
+    slot: str | None = None,
+    layer: int | str = -1,
+    head: int | str = "mean",
+) -> Path:
+    """Write one HTML page showing the attention of every sentence in `items`.
+
+    items: AttentionExample objects, or mappings {"src": [...], "tgt": [...],
+        "weights": {slot: [L, H, Tq, Tk]}, "title": optional str}; cross is tgt x src,
+        encoder_self src x src, decoder_self tgt x decoder inputs.
+    The page has controls for the sentence, the slot, the layer (or the mean over layers) and
+    the head (or the mean over heads); hovering a cell shows its weight. `slot`, `layer` and
+    `head` choose what is shown first (layer/head: an index, negative from the end, or "mean").
+    """
+    output_format(out_path, (".html",))
+    examples = [as_example(item) for item in items]
+    if not examples:
+        raise ValueError("write_attention_html: no sentences to show")
+    initial = {
+        "slot": slot,
+        "layer": _initial_choice(layer, "layer"),
+        "head": _initial_choice(head, "head"),
+    }
+    payload = {"sentences": [_sentence(e, i) for i, e in enumerate(examples)], "initial": initial}
+    if slot is not None and not any(slot in s["slots"] for s in payload["sentences"]):
+        raise ValueError(f"slot {slot!r} is in none of the sentences")
+    return atomic_write_text(out_path, render_page(payload, title))
+
+
+def render_page(payload: Mapping[str, Any], title: str) -> str:
+    """The HTML text of the page for a JSON-serialisable `payload`."""
+    policy = (
+        f"default-src 'none'; script-src {_csp_hash(JS)}; style-src {_csp_hash(CSS)}; "
+        "img-src data:; base-uri 'none'; form-action 'none'"
+    )
+    return "\n".join(
+        [
+            "<!DOCTYPE html>",
+            '<html lang="en">',
+            "<head>",
+            '<meta charset="utf-8">',
+            f'<meta http-equiv="Content-Security-Policy" content="{html.escape(policy)}">',
+            '<meta name="viewport" content="width=device-width, initial-scale=1">',
+            f"<title>{html.escape(title)}</title>",
+            f"<style>{CSS}</style>",
+            "</head>",
+            "<body>",
+            f"<h1>{html.escape(title)}</h1>",
+            _BODY,
+            f'<script type="application/json" id="attention-data">{script_json(payload)}</script>',
+            f"<script>{JS}</script>",
+            "</body>",
+            "</html>",
+            "",
+        ]
+    )
+
+
+def script_json(obj: Any) -> str:
+    """JSON that is safe inside a <script> element: "<", ">" and "&" become \\u escapes.
+
+    This covers "</script>" and "<!--" (so nothing can end or confuse the block); the
+    escapes are ordinary JSON, so JSON.parse returns the original strings.
+    """
+    text = json.dumps(obj, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    for char, escape in (
+        ("<", "\\u003c"),
+        (">", "\\u003e"),
+        ("&", "\\u0026"),
+        ("\u2028", "\\u2028"),
+        ("\u2029", "\\u2029"),
+    ):
+        text = text.replace(char, escape)
+    return text
+
+
+def _sentence(example: AttentionExample, index: int) -> dict[str, Any]:
+    slots = {}
+    for name in [s for s in SLOTS if s in example.weights] + [
+        s for s in example.weights if s not in SLOTS
+    ]:
+        array = example.matrices(name)  # [L, H, Tq, Tk], checked against the labels
+        rows, cols = example.labels(name)
+        rows_name, cols_name = _AXIS_NAMES[name]
+        slots[name] = {
+            "title": SLOT_TITLES[name],
+            "rows": rows,
+            "cols": cols,
+            "rows_name": rows_name,
+            "cols_name": cols_name,
+            "weights": np.round(array, _DIGITS).tolist(),
+        }
+    return {
+        "title": example.title or f"sentence {index}",
+        "src_text": _detokenize(example.src_pieces),
+        "tgt_text": _detokenize(example.tgt_pieces),
+        "slots": slots,
+    }
+
+
+def _detokenize(pieces: Sequence[str]) -> str:
+    pieces = [p for p in pieces if p not in SPECIAL_PIECES]
+    if any(WORD_START in p for p in pieces):
+        return "".join(pieces).replace(WORD_START, " ").strip()
+    return " ".join(pieces)
+
+
+def _initial_choice(value: int | str, name: str) -> str:
+    if value == "mean":
+        return "mean"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    raise ValueError(f"{name}: expected an integer index or 'mean', got {value!r}")
+
+
+def _csp_hash(text: str) -> str:
+    digest = base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode("ascii")
+    return f"'sha256-{digest}'"
+
+
+_BODY = """\
+<div class="controls" id="controls">
+  <label>Sentence <select id="sentence"></select></label>
+  <label>Slot <select id="slot"></select></label>
+  <label>Layer <select id="layer"></select></label>
+  <label>Head <select id="head"></select></label>
+  <label><input type="checkbox" id="values"> show values</label>
+</div>
+<dl class="pair">
+  <dt>sentence</dt><dd id="sentence-title"></dd>
+  <dt>source</dt><dd id="src-text"></dd>
+  <dt>target</dt><dd id="tgt-text"></dd>
+</dl>
+<p id="hover">Hover over a cell to see its weight.</p>
+<div id="matrix"></div>
+<div class="legend"><span>0</span><span id="legend-bar"></span><span id="legend-max"></span></div>
+<noscript>This page needs JavaScript to draw the matrices.</noscript>"""
