@@ -63,8 +63,8 @@ def _read_spec(spec: Any) -> dict[str, Any]:
 
 def _check_spec(fields: dict[str, Any]) -> None:
     name, heads = fields["type"], fields["heads"]
-    if name not in _TYPES:
-        close = difflib.get_close_matches(str(name), list(_TYPES), n=1)
+    if not isinstance(name, str) or name not in _TYPES:
+        close = difflib.get_close_matches(name, list(_TYPES), n=1) if isinstance(name, str) else []
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise ValueError(
             f"unknown attention type {name!r}{hint}; available types: {', '.join(_TYPES)}"

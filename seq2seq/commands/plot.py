@@ -19,7 +19,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from seq2seq.viz.common import STATIC_SUFFIXES, SUPPORTED_SUFFIXES, output_format
+from seq2seq.viz.common import SUPPORTED_SUFFIXES, PlotError, output_format
 from seq2seq.viz.example import SLOTS, AttentionExample
 
 logger = logging.getLogger(__name__)
@@ -96,12 +96,12 @@ def run(args: argparse.Namespace) -> int:
 
     suffix = "." + output_format(args.out, SUPPORTED_SUFFIXES)
     if args.input is not None and args.tgt is not None:
-        raise ValueError("--tgt cannot be combined with --input; write SRC<TAB>TGT lines instead")
+        raise PlotError("--tgt cannot be combined with --input; write SRC<TAB>TGT lines instead")
     pairs = _read_pairs(args.input) if args.input is not None else [(1, args.src, args.tgt)]
     run_ = load_run(args.run, device="cpu")
     slots = tuple(run_.model.slots)
     if args.slot not in slots:
-        raise ValueError(
+        raise PlotError(
             f"--slot {args.slot}: this {run_.config.model.arch} model has no such attention; "
             f"available: {', '.join(slots)}"
         )
@@ -129,7 +129,6 @@ def _write(examples: list[AttentionExample], lines: list[int], args, suffix: str
         head = "mean" if args.head == "all" else args.head
         title = f"Attention of {Path(args.run).name}"
         return [write_attention_html(examples, out, title, slot=args.slot, layer=layer, head=head)]
-    assert suffix in STATIC_SUFFIXES
     if len(examples) == 1 and args.input is None:
         targets = [out]
     else:
@@ -152,5 +151,5 @@ def _read_pairs(path: str) -> list[tuple[int, str, str | None]]:
         src, sep, tgt = line.partition("\t")
         pairs.append((number, src, tgt if sep else None))
     if not pairs:
-        raise ValueError(f"{path}: no non-empty lines; expected one source sentence per line")
+        raise PlotError(f"{path}: no non-empty lines; expected one source sentence per line")
     return pairs

@@ -3,9 +3,10 @@
 One line per sentence pair, links separated by spaces, 0-based word indices (words are the
 whitespace-separated tokens of a line): `i-j` is a sure link between source word i and target
 word j, `ipj` a possible link (the convention of the alignment-scripts of Zenkel et al. 2019,
-arXiv:1901.11359, also read by awesome-align and SimAlign). Sure links are possible too
-(S ⊆ P, Och & Ney 2003), so `parse_alignment` returns P including S. A file without `p` links
-has only sure links. An empty line is a sentence without links.
+arXiv:1901.11359, also read by awesome-align and SimAlign); `i?j` is read as possible too.
+Sure links are possible links as well (S ⊆ P, Och & Ney 2003), so `parse_alignment` returns P
+including S. A file without possible links has only sure links. An empty line is a sentence
+without links.
 """
 
 from __future__ import annotations
@@ -19,12 +20,12 @@ Link = tuple[int, int]
 
 
 def parse_alignment(line: str, *, where: str = "alignment") -> tuple[set[Link], set[Link]]:
-    """"0-0 1p2 ..." -> (sure, possible); possible includes the sure links."""
+    """"0-0 1p2 3?4 ..." -> (sure, possible); possible includes the sure links."""
     sure: set[Link] = set()
     possible: set[Link] = set()
     for item in line.split():
         sep = "-" if "-" in item else "p"
-        parts = item.split(sep)
+        parts = item.replace("?", "p").split(sep)
         if len(parts) != 2 or not all(p.isdigit() for p in parts):
             raise DataError(
                 f"{where}: bad link {item!r}; expected 'i-j' (sure) or 'ipj' (possible)"

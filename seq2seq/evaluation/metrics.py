@@ -3,7 +3,8 @@
 BLEU: Papineni et al. 2002; sacrebleu: Post 2018, arXiv:1804.08771 (signatures make scores
 comparable across papers); chrF: Popović 2015; TER: Snover et al. 2006. The numbers are
 sacrebleu's own (`sacrebleu.metrics.BLEU().corpus_score`, ...) with its default settings
-(13a tokenization, exponential smoothing, chrF2 with character 6-grams, TER case-sensitive).
+(13a tokenization, exponential smoothing, chrF2 with character 6-grams; TER, like
+sacrebleu's `corpus_ter`, is case-insensitive).
 """
 
 from __future__ import annotations
@@ -55,7 +56,9 @@ def corpus_bleu(hyps: Sequence[str], refs: Sequence[str], *, lowercase: bool = F
 def corpus_scores(
     hyps: Sequence[str], refs: Sequence[str], *, lowercase: bool = False
 ) -> dict[str, MetricScore]:
-    """BLEU, chrF and TER (case-insensitive with `lowercase`), plus lowercased BLEU.
+    """BLEU and chrF (case-insensitive with `lowercase`), TER, plus lowercased BLEU.
+
+    TER is case-insensitive as in sacrebleu's default (`case:lc` in its signature).
 
     Returns {"bleu", "chrf", "ter", "bleu_lowercase"} -> MetricScore.
     """
@@ -63,6 +66,6 @@ def corpus_scores(
     return {
         "bleu": _score("bleu", BLEU(lowercase=lowercase), hyps, refs2),
         "chrf": _score("chrf", CHRF(lowercase=lowercase), hyps, refs2),
-        "ter": _score("ter", TER(case_sensitive=not lowercase), hyps, refs2),
+        "ter": _score("ter", TER(), hyps, refs2),
         "bleu_lowercase": _score("bleu_lowercase", BLEU(lowercase=True), hyps, refs2),
     }

@@ -177,8 +177,9 @@ def forced_attention(model, src: Tensor, tgt: Tensor) -> dict[str, Tensor]:
     """Attention weights of given sentence pairs under teacher forcing.
 
     src: [S] or [N, S] source ids; tgt: [T] or [N, T] target ids without BOS/EOS, both
-    right-padded with PAD_ID (tensors or lists of ints, on the model's device). The decoder reads BOS, y_1, ..., y_T, so there are T + 1 query
-    rows, the last one being the step that predicts EOS (as in `Hypothesis.attention`).
+    right-padded with PAD_ID (tensors on the model's device, or lists of ints). The decoder
+    reads BOS, y_1, ..., y_T, so there are T + 1 query rows, the last one being the step that
+    predicts EOS (as in `Hypothesis.attention`).
     Returns {slot: [N, L, H, T + 1, Tk]} for batches, or for a single pair (1-D inputs)
     {slot: [L, H, Tq, Tk]} trimmed to the real lengths.
     """

@@ -368,6 +368,7 @@ class RNNSeq2Seq(Seq2Seq):
         self, src: Tensor, tgt_in: Tensor, need_weights: bool = False
     ) -> tuple[Tensor, dict[str, Tensor]]:
         """src [B, S], tgt_in [B, T] -> logits [B, T, V], {"cross": [B, 1, H, T, S]} or {}."""
+        check_tokens("src", src, 2)
         vocab = self.decoder.embedding.vocab_size
         check_tokens("tgt_in", tgt_in, 2, max_len=self.max_positions, vocab_size=vocab)
         if tgt_in.shape[0] != src.shape[0]:

@@ -17,8 +17,7 @@ from seq2seq.checkpoint import (
 )
 from seq2seq.config import config_to_dict
 from seq2seq.training import distributed
-from seq2seq.training.distributed import DistInfo
-from seq2seq.training.rundir import RunDirError, check_resume_config, check_run_dir
+from seq2seq.training.rundir import check_resume_config, check_run_dir
 from seq2seq.training.state import restore_rng, seed_everything
 
 if TYPE_CHECKING:
@@ -28,24 +27,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-def check_start(cfg: Config, run_dir: Path, info: DistInfo, *, resume: bool,
-                overwrite: bool) -> None:
-    """Rank 0 checks that the run may start (or resume) here; every process raises if not."""
-    if not info.enabled:
-        _check_start(cfg, run_dir, resume=resume, overwrite=overwrite)
-        return
-    error: str | None = None
-    if info.is_main:
-        try:
-            _check_start(cfg, run_dir, resume=resume, overwrite=overwrite)
-        except (ValueError, OSError) as e:
-            error = str(e)
-    error = distributed.broadcast_object(error, info)
-    if error is not None:
-        raise RunDirError(error)
-
-
-def _check_start(cfg: Config, run_dir: Path, *, resume: bool, overwrite: bool) -> None:
+def check_start(cfg: Config, run_dir: Path, *, resume: bool, overwrite: bool) -> None:
+    """Raises unless the run may start in ``run_dir`` (or resume from its last.pt)."""
     check_run_dir(run_dir, resume=resume, overwrite=overwrite)
     if resume:
         checkpoint = load_checkpoint(run_dir / "last.pt")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,6 @@ from typing import Any
 from seq2seq.data import DataError, TokenBatchSampler, Tokenizer, read_parallel
 from seq2seq.data.align import read_alignments
 from seq2seq.data.batching import Pair, encode_corpus, pair_lengths
-from seq2seq.training import distributed
 from seq2seq.training.distributed import DistInfo
 from seq2seq.training.validation import ValidSet, make_batches
 from seq2seq.vocab import UNK_ID
@@ -56,26 +56,14 @@ def read_corpora(data_cfg: Any) -> Corpora:
                 f"{gold_path}: {len(gold)} alignment lines but {data_cfg.valid.src} has "
                 f"{len(valid_src)} sentences; expected one alignment line per sentence pair"
             )
-    logger.info(
-        "data: %d training pairs (%s, %s), %d validation pairs%s",
-        len(train_src), data_cfg.train.src, data_cfg.train.tgt, len(valid_src),
-        f", gold alignments {gold_path}" if gold_path else "",
-    )
     return Corpora(train_src, train_tgt, valid_src, valid_tgt, gold, gold_path)
 
 
-def prepare_tokenizer(
-    cfg: Any, corpora: Corpora, run_dir: Path, *, resume: bool, info: DistInfo
-) -> Tokenizer:
-    """Trains the subword model into ``run_dir`` once (rank 0), or loads it (resume, rank > 0)."""
-    if info.is_main and not resume:
-        Tokenizer.train(cfg.data.tokenizer, corpora.train_src, corpora.train_tgt, run_dir,
-                        seed=cfg.train.seed)
-    distributed.barrier(info)
-    tokenizer = Tokenizer.load(run_dir)
-    if resume:
-        logger.info("reusing the subword model(s) in %s", run_dir)
-    return tokenizer
+def train_tokenizer(cfg: Any, corpora: Corpora) -> Tokenizer:
+    """Trains the subword model(s) on the training text, in memory (``save`` writes them)."""
+    with tempfile.TemporaryDirectory(prefix="seq2seq-spm-") as tmp:
+        return Tokenizer.train(cfg.data.tokenizer, corpora.train_src, corpora.train_tgt, tmp,
+                               seed=cfg.train.seed)
 
 
 def training_pairs(cfg: Any, corpora: Corpora, tokenizer: Tokenizer) -> list[Pair]:

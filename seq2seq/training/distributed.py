@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -110,6 +110,24 @@ def gather_objects(obj: Any, info: DistInfo) -> list[Any]:
     gathered: list[Any] = [None] * info.world_size
     dist.all_gather_object(gathered, obj)
     return gathered
+
+
+def run_on_main(work: Callable[[], None], info: DistInfo) -> None:
+    """Runs ``work`` on rank 0 only; if it fails, every process raises (none waits forever)."""
+    if not info.enabled:
+        work()
+        return
+    error: str | None = None
+    if info.is_main:
+        try:
+            work()
+        except Exception as e:
+            error = str(e)
+            broadcast_object(error, info)
+            raise
+    error = broadcast_object(error, info)
+    if error is not None:
+        raise RuntimeError(f"rank 0 failed: {error}")
 
 
 def barrier(info: DistInfo) -> None:

@@ -30,8 +30,8 @@ from seq2seq.training import checkpointing, distributed
 from seq2seq.training.corpus import (
     Corpora,
     make_sampler,
-    prepare_tokenizer,
     read_corpora,
+    train_tokenizer,
     training_pairs,
     validation_set,
 )
@@ -108,12 +108,9 @@ def train(
         configure_threads(cfg.train.threads, info.local_world_size)
     owns_group = distributed.init_process_group(info, device)
     try:
-        checkpointing.check_start(cfg, run_dir, info, resume=resume, overwrite=overwrite)
-        if info.is_main:
-            if overwrite:
-                clear_run_dir(run_dir)
-            run_dir.mkdir(parents=True, exist_ok=True)
-            save_config(cfg, run_dir / "config.yaml")
+        distributed.run_on_main(
+            lambda: start_run_dir(cfg, run_dir, corpora, resume=resume, overwrite=overwrite), info
+        )
         distributed.barrier(info)
         with log_to_file(run_dir / "train.log" if info.is_main else None), _quiet_unless_main(info):
             session = build_session(cfg, run_dir, info, device, corpora, resume=resume)
@@ -123,13 +120,36 @@ def train(
             distributed.shutdown()
 
 
+def start_run_dir(
+    cfg: Config, run_dir: Path, corpora: Corpora, *, resume: bool, overwrite: bool
+) -> None:
+    """Checks the run directory and trains the subword model, then writes config and model(s).
+
+    Any error comes before the first write, so a refused run changes nothing on disk.
+    """
+    checkpointing.check_start(cfg, run_dir, resume=resume, overwrite=overwrite)
+    tokenizer = None if resume else train_tokenizer(cfg, corpora)
+    if overwrite:
+        clear_run_dir(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, run_dir / "config.yaml")
+    if tokenizer is not None:
+        tokenizer.save(run_dir)
+
+
 def build_session(
     cfg: Config, run_dir: Path, info: DistInfo, device: torch.device, corpora: Corpora,
     *, resume: bool,
 ) -> Session:
     """Tokenizer, encoded data, model, optimizer and schedule; restored from last.pt on resume."""
     precision = resolve_precision(cfg.train.precision, device)
-    tokenizer = prepare_tokenizer(cfg, corpora, run_dir, resume=resume, info=info)
+    tokenizer = Tokenizer.load(run_dir)
+    logger.info(
+        "data: %d training pairs (%s), %d validation pairs%s; subword vocabularies %d/%d%s",
+        len(corpora.train_src), cfg.data.train.src, len(corpora.valid_src),
+        f", gold alignments {corpora.gold_path}" if corpora.gold_path else "",
+        tokenizer.src_vocab_size, tokenizer.tgt_vocab_size, " (reused)" if resume else "",
+    )
     pairs = training_pairs(cfg, corpora, tokenizer)
     seed_everything(cfg.train.seed)
     model = build_model(cfg.model, tokenizer.src_vocab_size, tokenizer.tgt_vocab_size).to(device)

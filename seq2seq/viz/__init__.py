@@ -13,7 +13,7 @@ from seq2seq.viz.alignments import (
     save_validation_plots,
     select_layers_heads,
 )
-from seq2seq.viz.common import STATIC_SUFFIXES, SUPPORTED_SUFFIXES
+from seq2seq.viz.common import STATIC_SUFFIXES, SUPPORTED_SUFFIXES, PlotError
 from seq2seq.viz.curves import load_metrics, plot_training_curves
 from seq2seq.viz.example import SLOTS, AttentionExample
 from seq2seq.viz.heatmap import plot_alignment, plot_attention_grid
@@ -25,6 +25,7 @@ __all__ = [
     "STATIC_SUFFIXES",
     "SUPPORTED_SUFFIXES",
     "AttentionExample",
+    "PlotError",
     "attention_for_pair",
     "load_metrics",
     "merge_labels",

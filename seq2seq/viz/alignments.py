@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from seq2seq.viz.common import PlotError
 from seq2seq.viz.example import SLOT_TITLES, AttentionExample
 from seq2seq.viz.heatmap import plot_alignment, plot_attention_grid
 from seq2seq.vocab import EOS
@@ -68,7 +69,7 @@ def attention_for_pair(
 
     src_ids = _truncate(tokenizer.encode_src(src), model.max_positions, "source")
     if not src_ids:
-        raise ValueError(f"source sentence {src!r} is empty: nothing to attend to")
+        raise PlotError(f"source sentence {src!r} is empty: nothing to attend to")
     device = next(model.parameters()).device
     src_batch = collate_src([src_ids]).to(device)  # [1, S]
     if tgt is None:
@@ -127,13 +128,20 @@ def plot_example(
     head: int | str = "mean",
     title: str | None = None,
 ) -> Path:
-    """Static figure of one slot of `example`: one heatmap, or a layers x heads grid when
-    `layer` or `head` is "all" (and the other selection leaves more than one panel)."""
+    """Static figure of one slot of `example` (layer/head: index, "all" or "mean").
+
+    One heatmap when the selection leaves one matrix, else a grid of the selected layers x
+    heads (e.g. layer="all", head="all" for every head of every layer).
+    """
     rows, cols = example.labels(slot)
-    array, row_titles, col_titles = select_layers_heads(example.matrices(slot), layer, head, slot)
+    weights = example.matrices(slot)  # [L, H, Tq, Tk]
+    array, row_titles, col_titles = select_layers_heads(weights, layer, head, slot)
     ylabel, xlabel = _AXES[slot]
     if array.shape[0] * array.shape[1] == 1:
-        heading = f"{SLOT_TITLES[slot]}, {row_titles[0]}, {col_titles[0]}"
+        # name the layer and the head only where the model has more than one
+        choices = ((row_titles[0], weights.shape[0]), (col_titles[0], weights.shape[1]))
+        parts = [text for text, count in choices if count > 1]
+        heading = ", ".join([SLOT_TITLES[slot], *parts])
         return plot_alignment(
             array[0, 0], cols, rows, out_path, title=title or heading, xlabel=xlabel, ylabel=ylabel
         )
@@ -180,9 +188,9 @@ def _select(array: np.ndarray, axis: int, choice: int | str, name: str, slot: st
         plural = f"{count} {name}s" if count > 1 else f"the only {name}"
         return array.mean(axis=axis, keepdims=True), [f"mean of {plural}"]
     if isinstance(choice, bool) or not isinstance(choice, int | np.integer):
-        raise ValueError(f"{name}: expected an index, 'all' or 'mean', got {choice!r}")
+        raise PlotError(f"{name}: expected an index, 'all' or 'mean', got {choice!r}")
     if not -count <= choice < count:
-        raise ValueError(
+        raise PlotError(
             f"{name} {choice} does not exist: the {slot} attention has {count} {name}s "
             f"(0..{count - 1}, negative indices count from the end)"
         )

@@ -10,6 +10,12 @@ from typing import Any
 
 import numpy as np
 
+
+class PlotError(ValueError):
+    """Input a plot cannot be drawn from: the message names the argument, what was received
+    and what was expected."""
+
+
 STATIC_SUFFIXES: tuple[str, ...] = (".png", ".svg", ".pdf")
 SUPPORTED_SUFFIXES: tuple[str, ...] = (*STATIC_SUFFIXES, ".html")
 
@@ -23,7 +29,7 @@ def output_format(
     """
     suffix = Path(out_path).suffix.lower()
     if suffix not in allowed:
-        raise ValueError(
+        raise PlotError(
             f"unsupported output file {str(out_path)!r}: suffix {suffix or '(none)'!r}, "
             f"expected one of {', '.join(allowed)}"
         )
@@ -65,11 +71,11 @@ def to_numpy(weights: Any, name: str = "weights", ndim: int | None = None) -> np
         weights = weights.detach().float().cpu().numpy()
     array = np.asarray(weights, dtype=np.float64)
     if ndim is not None and array.ndim != ndim:
-        raise ValueError(f"{name}: expected {ndim} dimensions, got shape {tuple(array.shape)}")
+        raise PlotError(f"{name}: expected {ndim} dimensions, got shape {tuple(array.shape)}")
     if array.size == 0:
-        raise ValueError(f"{name}: empty matrix of shape {tuple(array.shape)}")
+        raise PlotError(f"{name}: empty matrix of shape {tuple(array.shape)}")
     if not np.isfinite(array).all():
-        raise ValueError(f"{name}: contains NaN or infinite values")
+        raise PlotError(f"{name}: contains NaN or infinite values")
     return array
 
 
@@ -77,7 +83,7 @@ def check_labels(labels: Sequence[str], size: int, name: str) -> list[str]:
     """Return `labels` as a list of strings, checking there is one label per matrix row/column."""
     labels = [str(label) for label in labels]
     if len(labels) != size:
-        raise ValueError(f"{name}: got {len(labels)} labels for a matrix axis of size {size}")
+        raise PlotError(f"{name}: got {len(labels)} labels for a matrix axis of size {size}")
     return labels
 
 

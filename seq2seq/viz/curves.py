@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from seq2seq.viz.common import new_figure, output_format, save_figure
+from seq2seq.viz.common import PlotError, new_figure, output_format, save_figure
 
 # Optional attention diagnostics drawn when some record carries them: key -> axis label.
 DIAGNOSTICS: dict[str, str] = {
@@ -30,9 +30,9 @@ def load_metrics(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as e:
-                raise ValueError(f"{path}, line {number}: not valid JSON ({e.msg})") from None
+                raise PlotError(f"{path}, line {number}: not valid JSON ({e.msg})") from None
             if not isinstance(record, dict):
-                raise ValueError(
+                raise PlotError(
                     f"{path}, line {number}: expected a JSON object, got {line.strip()!r}"
                 )
             records.append(record)
@@ -55,7 +55,7 @@ def plot_training_curves(
     panels = [("loss", "loss"), ("bleu", "BLEU"), *DIAGNOSTICS.items()]
     series = {key: _series(records, key) for key, _ in panels}
     if not series["loss"]:
-        raise ValueError(
+        raise PlotError(
             f"no training curves to plot: none of the {len(records)} records has numeric "
             "'step' and 'loss' values"
         )
@@ -71,7 +71,7 @@ def plot_training_curves(
             ax.legend(loc="best", fontsize="small")
     axes[-1].set_xlabel("step")
     if title:
-        fig.suptitle(title)
+        fig.suptitle(title, parse_math=False)
     return save_figure(fig, out_path, fmt)
 
 

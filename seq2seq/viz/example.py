@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from seq2seq.viz.common import check_labels, to_numpy
+from seq2seq.viz.common import PlotError, check_labels, to_numpy
 from seq2seq.viz.words import merge_labels, merge_to_words, word_ids
 from seq2seq.vocab import BOS
 
@@ -49,12 +49,12 @@ class AttentionExample:
             return list(self.src_pieces), list(self.src_pieces)
         if slot == "decoder_self":
             return list(self.tgt_pieces), self.tgt_input_pieces()
-        raise ValueError(f"unknown attention slot {slot!r}, expected one of {', '.join(SLOTS)}")
+        raise PlotError(f"unknown attention slot {slot!r}, expected one of {', '.join(SLOTS)}")
 
     def matrices(self, slot: str):
         """The [L, H, Tq, Tk] float64 array of `slot`, checked against the labels."""
         if slot not in self.weights:
-            raise ValueError(
+            raise PlotError(
                 f"no {slot!r} attention for this sentence; available slots: "
                 f"{', '.join(self.weights) or '(none)'}"
             )
@@ -97,7 +97,7 @@ def as_example(item: AttentionExample | Mapping[str, Any]) -> AttentionExample:
     if isinstance(item, Mapping):
         missing = {"src", "tgt", "weights"} - set(item)
         if missing:
-            raise ValueError(f"attention item lacks keys {sorted(missing)}; got {sorted(item)}")
+            raise PlotError(f"attention item lacks keys {sorted(missing)}; got {sorted(item)}")
         return AttentionExample(
             src_pieces=list(item["src"]),
             tgt_pieces=list(item["tgt"]),

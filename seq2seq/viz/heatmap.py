@@ -18,6 +18,7 @@ CMAP = "viridis"
 _CELL = 0.32  # inches per matrix cell in a single heatmap
 _GRID_CELL = 0.2  # inches per cell in a layers x heads grid
 _MAX_PANEL = 14.0  # inches: larger matrices get smaller cells
+_LITERAL = {"parse_math": False}  # text from the data is shown as is, "$" never starts math
 
 
 def plot_alignment(
@@ -83,18 +84,18 @@ def alignment_figure(
     rows = check_labels(tgt_labels, tt, "tgt_labels")
     cell = _cell_size(_CELL, tt, ts)
     font = _font_size(cell)
-    width = ts * cell + _label_extent(rows, font) + 1.6
+    width = max(ts * cell + _label_extent(rows, font) + 1.6, _title_width(title))
     height = tt * cell + _label_extent(cols, font) + (1.1 if title else 0.8)
     fig = new_figure(width, height)
     ax = fig.add_subplot()
     image = _draw(ax, matrix, vmax=float(matrix.max()))
     _ticks(ax, cols, rows, font, show_x=True, show_y=True)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
+    ax.set_xlabel(xlabel, **_LITERAL)
+    ax.set_ylabel(ylabel, **_LITERAL)
     colorbar = fig.colorbar(image, ax=ax, fraction=0.05, pad=0.03)
     colorbar.set_label("attention weight")
     if title:
-        fig.suptitle(title)
+        fig.suptitle(title, **_LITERAL)
     return fig
 
 
@@ -124,6 +125,7 @@ def attention_grid_figure(
     cell = _cell_size(_GRID_CELL, tt, ts)
     font = _font_size(cell)
     width = n_cols * (ts * cell + 0.25) + _label_extent(rows, font) + 1.8
+    width = max(width, _title_width(title))
     height = n_rows * (tt * cell + 0.35) + _label_extent(cols, font) + (1.2 if title else 0.9)
     fig = new_figure(width, height)
     axes = fig.subplots(n_rows, n_cols, squeeze=False)
@@ -134,15 +136,15 @@ def attention_grid_figure(
             image = _draw(ax, grid[i, j], vmax=vmax)
             _ticks(ax, cols, rows, font, show_x=i == n_rows - 1, show_y=j == 0)
             if i == 0:
-                ax.set_title(col_titles[j], fontsize=font + 2)
+                ax.set_title(col_titles[j], fontsize=font + 2, **_LITERAL)
             if j == 0:
-                ax.set_ylabel(f"{row_titles[i]}\n{ylabel}", fontsize=font + 2)
+                ax.set_ylabel(f"{row_titles[i]}\n{ylabel}", fontsize=font + 2, **_LITERAL)
             if i == n_rows - 1:
-                ax.set_xlabel(xlabel, fontsize=font + 2)
+                ax.set_xlabel(xlabel, fontsize=font + 2, **_LITERAL)
     colorbar = fig.colorbar(image, ax=axes, fraction=0.03, pad=0.02)
     colorbar.set_label("attention weight")
     if title:
-        fig.suptitle(title)
+        fig.suptitle(title, **_LITERAL)
     return fig
 
 
@@ -158,8 +160,8 @@ def _ticks(
 ) -> None:
     ax.set_xticks(range(len(cols)))
     ax.set_yticks(range(len(rows)))
-    ax.set_xticklabels(cols if show_x else [], rotation=90, fontsize=font)
-    ax.set_yticklabels(rows if show_y else [], fontsize=font)
+    ax.set_xticklabels(cols if show_x else [], rotation=90, fontsize=font, **_LITERAL)
+    ax.set_yticklabels(rows if show_y else [], fontsize=font, **_LITERAL)
     ax.tick_params(length=0)
 
 
@@ -174,3 +176,8 @@ def _font_size(cell: float) -> float:
 def _label_extent(labels: list[str], font: float) -> float:
     """Approximate extent in inches of the longest label at `font` points."""
     return max((len(label) for label in labels), default=1) * font * 0.62 / 72.0
+
+
+def _title_width(title: str | None) -> float:
+    """Figure width in inches that a suptitle (12 pt) needs so that it is not cut off."""
+    return _label_extent([title], 12.0) + 0.5 if title else 0.0

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from seq2seq.viz.common import atomic_write_text, output_format
+from seq2seq.viz.common import PlotError, atomic_write_text, output_format
 from seq2seq.viz.example import SLOT_TITLES, SLOTS, AttentionExample, as_example
 from seq2seq.viz.viewer_assets import CSS, JS
 from seq2seq.viz.words import SPECIAL_PIECES, WORD_START
@@ -53,7 +53,7 @@ def write_attention_html(
     output_format(out_path, (".html",))
     examples = [as_example(item) for item in items]
     if not examples:
-        raise ValueError("write_attention_html: no sentences to show")
+        raise PlotError("write_attention_html: no sentences to show")
     initial = {
         "slot": slot,
         "layer": _initial_choice(layer, "layer"),
@@ -61,7 +61,7 @@ def write_attention_html(
     }
     payload = {"sentences": [_sentence(e, i) for i, e in enumerate(examples)], "initial": initial}
     if slot is not None and not any(slot in s["slots"] for s in payload["sentences"]):
-        raise ValueError(f"slot {slot!r} is in none of the sentences")
+        raise PlotError(f"slot {slot!r} is in none of the sentences")
     return atomic_write_text(out_path, render_page(payload, title))
 
 
@@ -148,7 +148,7 @@ def _initial_choice(value: int | str, name: str) -> str:
         return "mean"
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
-    raise ValueError(f"{name}: expected an integer index or 'mean', got {value!r}")
+    raise PlotError(f"{name}: expected an integer index or 'mean', got {value!r}")
 
 
 def _csp_hash(text: str) -> str:

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from seq2seq.viz.common import to_numpy
+from seq2seq.viz.common import PlotError, to_numpy
 from seq2seq.vocab import BOS, EOS, PAD
 
 WORD_START = "\u2581"  # sentencepiece's "▁": the piece begins a new word
@@ -74,7 +74,7 @@ def merge_to_words(
     """
     array = to_numpy(weights)
     if array.ndim < 2:
-        raise ValueError(f"weights: expected [..., Tt, Ts], got shape {tuple(array.shape)}")
+        raise PlotError(f"weights: expected [..., Tt, Ts], got shape {tuple(array.shape)}")
     tt, ts = array.shape[-2:]
     _check_ids(src_word_ids, ts, "src_word_ids")
     _check_ids(tgt_word_ids, tt, "tgt_word_ids")
@@ -88,11 +88,11 @@ def merge_to_words(
 
 def _check_ids(ids: Sequence[int], size: int, name: str) -> None:
     if len(ids) != size:
-        raise ValueError(f"{name}: got {len(ids)} ids for a matrix axis of size {size}")
+        raise PlotError(f"{name}: got {len(ids)} ids for a matrix axis of size {size}")
     expected = 0
     for position, i in enumerate(ids):
         if i not in (expected, expected + 1) or (position == 0 and i != 0):
-            raise ValueError(
+            raise PlotError(
                 f"{name}: word ids must start at 0 and increase by 0 or 1, got {list(ids)}"
             )
         expected = i

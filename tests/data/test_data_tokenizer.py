@@ -17,7 +17,7 @@ from seq2seq.data.tokenizer import (
     _sample,
     train_sentencepiece,
 )
-from seq2seq.vocab import BOS, BOS_ID, EOS, EOS_ID, PAD, PAD_ID, UNK, UNK_ID
+from seq2seq.vocab import BOS, BOS_ID, EOS, EOS_ID, PAD, PAD_ID, UNK
 
 
 @dataclass
@@ -79,7 +79,7 @@ def test_training_is_deterministic_and_sampling_respects_max_sentences(tmp_path,
     assert first == second
     other_seed = train_sentencepiece(src + tgt, max_sentences=300, **{**options, "seed": 4})
     assert other_seed != first
-    sample = _sample(src + ["", "  "] + tgt, 300, seed=3)
+    sample = _sample([*src, "", "  ", *tgt], 300, seed=3)
     assert len(sample) == 300 and set(sample) <= set(src + tgt)  # blank lines never sampled
     assert sample == _sample(src + tgt, 300, seed=3)
     assert _sample(src, 10_000, seed=3) == src

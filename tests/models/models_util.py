@@ -28,9 +28,13 @@ def tiny_config(
     slots: dict[str, tuple[str, int | None]] | None = None,
     rnn: dict[str, Any] | None = None,
     transformer: dict[str, Any] | None = None,
+    attention_dropout: float = 0.1,
     **model: Any,
 ) -> ModelConfig:
-    """A small ModelConfig; ``attention`` = (type, heads) sets every slot, ``slots`` single ones."""
+    """A small ModelConfig; ``attention`` = (type, heads) sets every slot, ``slots`` single ones.
+
+    Dropout is on by default so that tests in eval mode also check it is switched off there.
+    """
     specs = dict.fromkeys(("cross", "encoder_self", "decoder_self"), attention or ("scaled_dot", 2))
     specs.update(slots or {})
     model.setdefault("embed_dim", 8)
@@ -42,7 +46,7 @@ def tiny_config(
         arch=arch,
         attention=AttentionSlots(
             **{
-                slot: AttentionConfig(type=kind, heads=heads, dropout=0.1)
+                slot: AttentionConfig(type=kind, heads=heads, dropout=attention_dropout)
                 for slot, (kind, heads) in specs.items()
             }
         ),

@@ -44,15 +44,15 @@ def write_tiny_corpus(data_dir: Path, *, n_train: int = 240, n_valid: int = 12,
 
 
 def tiny_config_dict(data_dir: Path, arch: str = "transformer") -> dict[str, Any]:
-    """A config that trains in a second or two: 32-wide one-layer model, 64-piece vocabulary."""
+    """A config that trains in a second or two: 32-wide one-layer model, 100-piece vocabulary."""
     data_dir = Path(data_dir)
     return {
         "data": {
             "train": {"src": str(data_dir / "train.en"), "tgt": str(data_dir / "train.de")},
             "valid": {"src": str(data_dir / "valid.en"), "tgt": str(data_dir / "valid.de")},
             "test": {"src": str(data_dir / "test.en"), "tgt": str(data_dir / "test.de")},
-            "max_len": 40,
-            "tokenizer": {"vocab_size": 64},
+            "max_len": 60,
+            "tokenizer": {"vocab_size": 100},
         },
         "model": TINY_MODELS[arch],
         "train": {

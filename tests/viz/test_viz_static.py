@@ -183,3 +183,14 @@ def test_training_curves_bad_input(tmp_path):
     bad.write_text('{"step": 1}\n{oops\n')
     with pytest.raises(ValueError, match=r"metrics.jsonl, line 2: not valid JSON"):
         load_metrics(bad)
+
+
+def test_text_from_the_data_is_never_math(tmp_path):
+    # matplotlib would parse "$...$" as mathtext and fail on "$\frac{$"
+    labels = ["$\\frac{$", "$5"]
+    fig = alignment_figure(np.eye(2), labels, ["x", "$y$"], title="costs $5 and $6")
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == labels
+    out = plot_alignment(np.eye(2), labels, ["x", "$y$"], tmp_path / "a.png", title="$a$")
+    assert out.stat().st_size > 0
+    grid = plot_attention_grid(np.ones((1, 2, 2, 2)), labels, ["$", "$"], tmp_path / "g.svg")
+    assert grid.stat().st_size > 0

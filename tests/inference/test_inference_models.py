@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from seq2seq.config import AttentionConfig, AttentionSlots, ModelConfig, RNNConfig, TransformerConfig
+from seq2seq.config import (
+    AttentionConfig,
+    AttentionSlots,
+    ModelConfig,
+    RNNConfig,
+    TransformerConfig,
+)
 from seq2seq.inference import beam_search, forced_attention, greedy_search
 from seq2seq.inference.search import length_penalty, max_output_lengths
 from seq2seq.models import build_model
@@ -19,7 +25,8 @@ def tiny_config(arch: str, attention: str) -> ModelConfig:
     slot = AttentionConfig(type=attention, heads=heads)
     return ModelConfig(
         arch=arch, embed_dim=16, encoder_layers=2, decoder_layers=2, dropout=0.0,
-        max_positions=32, attention=AttentionSlots(cross=slot, encoder_self=slot, decoder_self=slot),
+        max_positions=32,
+        attention=AttentionSlots(cross=slot, encoder_self=slot, decoder_self=slot),
         rnn=RNNConfig(hidden_dim=16), transformer=TransformerConfig(ffn_dim=32),
     )
 

@@ -1,0 +1,186 @@
+"""`seq2seq translate`: translate text with a trained model.
+
+    seq2seq translate RUN_DIR < input.en > output.de
+    seq2seq translate RUN_DIR --input test.en --output test.de --beam 5 --alignments test.align
+    seq2seq translate RUN_DIR --input test.en --n-best 3 --beam 5
+
+Reads one sentence per line (stdin by default, or --input FILE, plain or .gz) and writes one
+translation per line in the same order (stdout by default, or --output FILE, written atomically:
+the file appears complete or not at all). An empty line gives an empty line. Lines longer than
+the model's maximum length are truncated with a warning. Decoding defaults (beam, length
+penalty, maximum output length, batch size) come from the run's config, section `decode`.
+
+With --n-best K (K <= beam) every sentence gives up to K lines in the Moses n-best format
+    SENTENCE ||| HYPOTHESIS ||| SCORE
+where SENTENCE is the 0-based input line number and SCORE the length-normalised
+log-probability, best first.
+
+--alignments FILE writes one line per sentence in Pharaoh format, "i-j" linking source word i
+to target word j of the (best) translation, 0-based, words = whitespace-separated tokens. Links
+come from the cross-attention of one layer (--align-layer, default the last), averaged over its
+heads (or one head, --align-head), merged from subword pieces into words.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gzip
+import os
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from seq2seq.inference.translate import PRECISIONS
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def positive_int(value: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value!r}")
+    return number
+
+
+def non_negative_float(value: str) -> float:
+    """argparse type: a float >= 0."""
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1.0
+    if not number >= 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value!r}")
+    return number
+
+
+def add_decode_options(p: argparse.ArgumentParser) -> None:
+    """Options shared by `translate` and `evaluate` (defaults: the run's `decode` section)."""
+    p.add_argument("run", metavar="RUN_DIR|CHECKPOINT",
+                   help="run directory (uses best.pt, else last.pt) or a .pt checkpoint")
+    p.add_argument("--beam", type=positive_int, help="beam size; 1 = greedy decoding")
+    p.add_argument("--batch-size", type=positive_int, help="sentences per batch")
+    p.add_argument("--length-penalty", type=non_negative_float, metavar="A",
+                   help="GNMT length penalty exponent alpha (0: none)")
+    p.add_argument("--max-len-ratio", type=non_negative_float, metavar="R",
+                   help="output limit = R * source length + offset (subword tokens)")
+    p.add_argument("--max-len-offset", type=int, metavar="N", help="offset of the output limit")
+    p.add_argument("--precision", choices=PRECISIONS, default="auto",
+                   help="auto: bf16 where the hardware computes it natively, else fp32")
+    p.add_argument("--device", choices=DEVICES, default="auto",
+                   help="auto: CUDA when present, else the CPU")
+    p.add_argument("--align-layer", type=int, default=-1, metavar="N",
+                   help="cross-attention layer used for word alignments (default -1: the last)")
+    p.add_argument("--align-head", type=int, default=None, metavar="N",
+                   help="cross-attention head used for word alignments (default: mean of heads)")
+
+
+def add_parser(subparsers) -> None:
+    """Register the `translate` subcommand."""
+    p = subparsers.add_parser(
+        "translate", help="translate text with a trained model", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_decode_options(p)
+    p.add_argument("--input", metavar="FILE", help="input file (default: stdin)")
+    p.add_argument("--output", metavar="FILE", help="output file (default: stdout)")
+    p.add_argument("--n-best", type=positive_int, metavar="K",
+                   help="print the K best hypotheses per sentence with scores (K <= beam)")
+    p.add_argument("--alignments", metavar="FILE", help="write Pharaoh word alignments here")
+    p.add_argument("--errors", choices=("strict", "replace"), default="strict",
+                   help="invalid UTF-8 input: stop with an error naming the line (strict) or "
+                        "replace the bad bytes and warn (replace)")
+    p.set_defaults(func=run)
+
+
+def load_translator(args: argparse.Namespace, *, alignments: bool = False, n_best=None):
+    """Load the run named by args.run and build its Translator from the decoding options."""
+    import torch
+
+    from seq2seq.checkpoint import load_run
+    from seq2seq.inference.translate import build_translator
+
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda: torch sees no CUDA device; use --device auto or cpu")
+    device = "cuda" if args.device != "cpu" and torch.cuda.is_available() else "cpu"
+    run_ = load_run(args.run, device=device)
+    translator = build_translator(
+        run_, beam=args.beam, n_best=n_best, length_penalty=args.length_penalty,
+        max_len_ratio=args.max_len_ratio, max_len_offset=args.max_len_offset,
+        batch_size=args.batch_size, precision=args.precision, alignments=alignments,
+        align_layer=args.align_layer, align_head=args.align_head,
+    )
+    return run_, translator
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike[str] | None) -> Iterator[IO[str]]:
+    """A text file that replaces `path` only when the block completes (stdout for None)."""
+    if path is None:
+        yield sys.stdout
+        return
+    target = Path(path)
+    if target.is_dir():
+        raise IsADirectoryError(21, "is a directory, expected an output file", str(target))
+    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="\n") as f:
+            yield f
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _open_input(path: str | None) -> IO[Any]:
+    if path is None:
+        return contextlib.nullcontext(sys.stdin)
+    if not Path(path).is_file():
+        raise FileNotFoundError(2, "no such file (expected a text file, plain or .gz)", path)
+    return gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb")
+
+
+def _count_lines(path: str) -> int:
+    with _open_input(path) as f:
+        return sum(1 for _ in f)
+
+
+def format_nbest(index: int, nbest: list[tuple[str, float]]) -> str:
+    """Moses-style n-best lines "index ||| hypothesis ||| score" for one sentence."""
+    return "".join(f"{index} ||| {text} ||| {score:.4f}\n" for text, score in nbest)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Translate the input stream chunk by chunk and write translations (and alignments)."""
+    from tqdm import tqdm
+
+    from seq2seq.data import iter_lines
+    from seq2seq.evaluation.alignment import format_pharaoh
+
+    _, translator = load_translator(args, alignments=args.alignments is not None,
+                                    n_best=args.n_best)
+    n_best = args.n_best is not None and args.n_best > 1
+    total = _count_lines(args.input) if args.input is not None and args.output else None
+    with contextlib.ExitStack() as stack:
+        source = stack.enter_context(_open_input(args.input))
+        out = stack.enter_context(atomic_output(args.output))
+        align_out = stack.enter_context(atomic_output(args.alignments)) \
+            if args.alignments is not None else None
+        lines = iter_lines(source, errors=args.errors, name=args.input or "<stdin>")
+        progress = stack.enter_context(tqdm(total=total, unit="sent", desc="translate",
+                                            disable=args.output is None, dynamic_ncols=True))
+        for index, translation in enumerate(translator.translate(lines)):
+            out.write(format_nbest(index, translation.nbest) if n_best
+                      else translation.text + "\n")
+            if align_out is not None:
+                align_out.write(format_pharaoh(translation.alignment or []) + "\n")
+            progress.update(1)
+            if (index + 1) % translator.chunk_size == 0:
+                out.flush()
+        out.flush()
+    return 0
