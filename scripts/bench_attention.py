@@ -4,27 +4,34 @@ Usage:
     python scripts/bench_attention.py                       # full run (several minutes)
     python scripts/bench_attention.py --sizes 32 128 --repeats 5 --threads 2
 
-What is measured, for multi-head self-attention (``build_attention({"type": T, "heads": 4},
-256, 256)``: batch 32, 4 heads of 64) on inputs x [B, T, 256], no mask unless ``--causal``:
+Setting: multi-head self-attention, ``build_attention({"type": T, "heads": 4}, 256, 256)``,
+batch 32, 4 heads of 64, float32, no mask (``--causal``: a causal mask on both paths).
+The fused path is ``need_weights=False`` (``F.scaled_dot_product_attention``); the explicit
+path is ``need_weights=True`` (scores, float32 softmax, weights @ V: what a caller asking for
+weights gets). Two levels are measured:
 
-* time: one forward + backward (``ctx.backward(grad)``) of the whole module, including the
-  Q/K/V/output projections. The fused path is ``need_weights=False`` (it runs
-  ``F.scaled_dot_product_attention``), the explicit path is ``need_weights=True`` (scores,
-  float32 softmax, weights @ V — exactly what a caller asking for weights gets). Both paths
-  run alternately in the same process after ``--warmup`` runs each; the table shows the median
-  of ``--repeats`` runs and the speedup explicit / fused from those medians.
-* peak memory: CPU tensors have no allocator statistics, and tracemalloc does not see them, so
-  every (config, path) runs once in a fresh subprocess: after building the module and inputs
-  it reads its resident set size (VmRSS), resets the kernel's peak-RSS counter
+* ``core``: ``Attention.attend`` on per-head tensors q, k, v [B, 4, T, 64] (with the score's
+  key-side ``prepare_keys``): the attention itself, where the two paths differ;
+* ``module``: the whole module on x [B, T, 256], including the Q/K/V/output projections,
+  which cost the same on both paths and dilute the ratio at small T.
+
+What is reported:
+
+* time: median of ``--repeats`` forward + backward runs (``output.backward(grad)``), after
+  ``--warmup`` runs; both paths run alternately in the same process, so a busy machine slows
+  both alike. Speedup = explicit median / fused median.
+* peak memory: CPU tensors have no allocator statistics and tracemalloc does not see them, so
+  every (configuration, path) runs once in a fresh subprocess: after building the module and
+  inputs it reads its resident set size (VmRSS), resets the kernel's peak-RSS counter
   (``/proc/self/clear_refs`` = 5), runs one forward + backward and reads the peak (VmHWM).
-  The reported figure is peak - baseline: the extra resident memory of one forward + backward.
-  The child runs with ``MALLOC_MMAP_THRESHOLD_=65536`` so that freed tensors go back to the
-  OS at once and RSS follows live memory. It includes one-time costs of the first call
-  (thread pools, kernel caches), a few MiB. Without clear_refs (non-Linux), the process-wide
-  peak (ru_maxrss) is used instead, which can only overstate the figure.
+  The figure is peak - baseline, the extra resident memory of one forward + backward. The
+  child runs with ``MALLOC_MMAP_THRESHOLD_=65536`` so that freed tensors return to the OS at
+  once and RSS follows live memory. A tiny forward + backward (B = 1, T = 8) runs first so that
+  one-time costs (thread pools, kernel caches) stay out of the figure. Where clear_refs is
+  unavailable the process peak (ru_maxrss) is used, which can only overstate the figure.
 
-Every score type (multi-head) is also measured at ``--score-size`` (default T = 128); types
-without a fused kernel (additive) only have the explicit path.
+Every score type is also measured at ``--score-size`` (default T = 128); additive has no fused
+kernel, so only its explicit path is shown.
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -44,39 +52,56 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from seq2seq.attention import build_attention, causal_mask
+from seq2seq.attention.kernel import expand_mask
 
 D_MODEL, HEADS = 256, 4
 SCORE_TYPES = ("scaled_dot", "dot", "general", "additive")
+LEVELS = ("core", "module")
 
 
-def make_case(score_type: str, batch: int, size: int, causal: bool):
-    """Module, input, output gradient and mask of one benchmark configuration."""
+def make_case(level: str, score_type: str, batch: int, size: int, causal: bool):
+    """(run(explicit) doing one forward + backward, whether a fused path exists)."""
     torch.manual_seed(0)
     module = build_attention({"type": score_type, "heads": HEADS}, D_MODEL, D_MODEL)
-    x = torch.randn(batch, size, D_MODEL, requires_grad=True)
     grad = torch.randn(batch, size, D_MODEL)
     mask = causal_mask(size) if causal else None
-    return module, x, grad, mask
+    leaves = [torch.randn(batch, size, D_MODEL, requires_grad=True) for _ in range(3)]
+
+    def run_module(explicit: bool) -> None:
+        x = leaves[0]
+        context, _ = module(x, x, x, mask=mask, need_weights=explicit)
+        context.backward(grad)
+
+    head_mask = expand_mask(mask, batch, size, size)
+    head_grad = grad.view(batch, size, HEADS, -1).transpose(1, 2)
+
+    def run_core(explicit: bool) -> None:
+        # [B, T, 256] -> [B, 4, T, 64], the layout the module's projections produce
+        q, k, v = (x.view(batch, size, HEADS, -1).transpose(1, 2) for x in leaves)
+        context, _ = module.attend(q, module.score.prepare_keys(k), v, head_mask, explicit)
+        context.backward(head_grad)
+
+    run = run_core if level == "core" else run_module
+
+    def step(explicit: bool) -> None:
+        module.zero_grad(set_to_none=True)
+        for x in leaves:
+            x.grad = None
+        run(explicit)
+
+    return step, module.fused_scale is not None
 
 
-def step(module, x, grad, mask, explicit: bool) -> None:
-    """One forward + backward of self-attention on x."""
-    module.zero_grad(set_to_none=True)
-    x.grad = None
-    context, _ = module(x, x, x, mask=mask, need_weights=explicit)
-    context.backward(grad)
-
-
-def time_paths(case, paths: list[bool], warmup: int, repeats: int) -> dict[bool, float]:
+def time_paths(step: Callable[[bool], None], paths, warmup: int, repeats: int) -> dict:
     """Median seconds of each path (True = explicit), runs interleaved side by side."""
     for _ in range(warmup):
         for explicit in paths:
-            step(*case, explicit)
+            step(explicit)
     times: dict[bool, list[float]] = {explicit: [] for explicit in paths}
     for r in range(repeats):
         for explicit in paths if r % 2 == 0 else paths[::-1]:
             start = time.perf_counter()
-            step(*case, explicit)
+            step(explicit)
             times[explicit].append(time.perf_counter() - start)
     return {explicit: statistics.median(ts) for explicit, ts in times.items()}
 
@@ -88,23 +113,28 @@ def _status_kib(field: str) -> int:
     raise RuntimeError(f"{field} not in /proc/self/status")
 
 
-def memory_child(score_type: str, batch: int, size: int, explicit: bool, causal: bool) -> None:
+def memory_child(config: list[str], batch: int, causal: bool) -> None:
     """Subprocess entry: print the extra peak RSS (MiB) of one forward + backward as JSON."""
-    case = make_case(score_type, batch, size, causal)
+    level, score_type, size, explicit = config
+    tiny, _ = make_case(level, score_type, 1, 8, causal)
+    tiny(explicit == "1")  # start thread pools and kernel caches outside the measurement
+    del tiny
+    step, _ = make_case(level, score_type, batch, int(size), causal)
     try:
         baseline = _status_kib("VmRSS")
         Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
-        step(*case, explicit)
+        step(explicit == "1")
         peak = _status_kib("VmHWM")
     except (OSError, RuntimeError):
         baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        step(*case, explicit)
+        step(explicit == "1")
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(json.dumps({"peak_mib": (peak - baseline) / 1024}))
 
 
-def measure_memory(score_type: str, args, size: int, explicit: bool) -> float:
-    cmd = [sys.executable, __file__, "--memory-child", score_type, str(size), str(int(explicit))]
+def measure_memory(args, level: str, score_type: str, size: int, explicit: bool) -> float:
+    config = [level, score_type, str(size), str(int(explicit))]
+    cmd = [sys.executable, __file__, "--memory-child", *config]
     cmd += ["--batch", str(args.batch), "--threads", str(args.threads)]
     cmd += ["--causal"] if args.causal else []
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536")
@@ -112,72 +142,64 @@ def measure_memory(score_type: str, args, size: int, explicit: bool) -> float:
     return json.loads(out.strip().splitlines()[-1])["peak_mib"]
 
 
-def bench_row(score_type: str, size: int, args) -> dict:
-    """Time (and memory) of both paths of one configuration."""
-    case = make_case(score_type, args.batch, size, args.causal)
-    has_fused = case[0].fused_scale is not None
+def bench_row(args, level: str, score_type: str, size: int) -> str:
+    """One Markdown table row: time and memory of both paths of one configuration."""
+    step, has_fused = make_case(level, score_type, args.batch, size, args.causal)
     paths = [False, True] if has_fused else [True]
-    times = time_paths(case, paths, args.warmup, args.repeats)
-    del case
-    row = {"type": score_type, "T": size, "times": times, "memory": {}}
+    times = time_paths(step, paths, args.warmup, args.repeats)
+    del step
+    memory = {}
     if not args.no_memory:
-        row["memory"] = {
-            explicit: measure_memory(score_type, args, size, explicit) for explicit in paths
-        }
-    return row
-
-
-def format_row(row: dict) -> str:
-    times, memory = row["times"], row["memory"]
-    fused_ms = f"{times[False] * 1e3:.1f}" if False in times else "—"
-    explicit_ms = f"{times[True] * 1e3:.1f}"
-    speedup = f"{times[True] / times[False]:.2f}x" if False in times else "—"
-    mem = [f"{memory[k]:.0f}" if k in memory else "—" for k in (False, True)]
-    ratio = (
-        f"{memory[True] / memory[False]:.2f}x" if len(memory) == 2 and memory[False] > 0 else "—"
-    )
-    cells = [row["type"], str(row["T"]), fused_ms, explicit_ms, speedup, *mem, ratio]
+        memory = {e: measure_memory(args, level, score_type, size, e) for e in paths}
+    dash = "—"
+    cells = [level, score_type, str(size)]
+    cells += [f"{times[e] * 1e3:.1f}" if e in times else dash for e in (False, True)]
+    cells += [f"{times[True] / times[False]:.2f}x" if has_fused else dash]
+    cells += [f"{memory[e]:.0f}" if e in memory else dash for e in (False, True)]
+    ratio_ok = len(memory) == 2 and memory[False] > 0
+    cells += [f"{memory[True] / memory[False]:.2f}x" if ratio_ok else dash]
     return "| " + " | ".join(cells) + " |"
 
 
-def main() -> None:
+HEADER = (
+    "| level | type | T | fused ms | explicit ms | speedup | fused peak MiB "
+    "| explicit peak MiB | memory ratio |\n|---|---|---|---|---|---|---|---|---|"
+)
+
+
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[32, 128, 512, 1024])
-    parser.add_argument("--score-size", type=int, default=128, help="T for the score-type rows")
+    parser.add_argument("--score-size", type=int, default=128, help="T of the score-type rows")
     parser.add_argument("--repeats", type=int, default=7, help="timed runs per path (median)")
-    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--warmup", type=int, default=2, help="untimed runs per path")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--causal", action="store_true", help="pass a causal mask to both paths")
     parser.add_argument("--no-memory", action="store_true", help="skip the memory subprocesses")
-    parser.add_argument(
-        "--memory-child", nargs=3, metavar=("TYPE", "T", "EXPLICIT"), help=argparse.SUPPRESS
-    )
-    args = parser.parse_args()
+    parser.add_argument("--memory-child", nargs=4, help=argparse.SUPPRESS)
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
     torch.set_num_threads(args.threads)
     if args.memory_child:
-        score_type, size, explicit = args.memory_child
-        memory_child(score_type, args.batch, int(size), explicit == "1", args.causal)
+        memory_child(args.memory_child, args.batch, args.causal)
         return
     print(
         f"torch {torch.__version__}, threads {args.threads}, batch {args.batch}, "
-        f"d_model {D_MODEL}, heads {HEADS}, repeats {args.repeats} (median), "
-        f"mask {'causal' if args.causal else 'none'}; time = forward + backward\n"
+        f"d_model {D_MODEL}, heads {HEADS}, float32, mask {'causal' if args.causal else 'none'}; "
+        f"forward + backward, median of {args.repeats}\n"
     )
-    header = (
-        "| type | T | fused ms | explicit ms | speedup | fused peak MiB | explicit peak MiB "
-        "| memory ratio |\n|---|---|---|---|---|---|---|---|"
-    )
-    print("multi-head scaled_dot, fused vs explicit:\n\n" + header, flush=True)
-    rows = {}
-    for size in args.sizes:
-        rows[("scaled_dot", size)] = bench_row("scaled_dot", size, args)
-        print(format_row(rows[("scaled_dot", size)]), flush=True)
-    print(f"\nevery score type (multi-head), T = {args.score_size}:\n\n" + header, flush=True)
-    for score_type in SCORE_TYPES:
-        key = (score_type, args.score_size)
-        row = rows.get(key) or bench_row(score_type, args.score_size, args)
-        print(format_row(row), flush=True)
+    print("multi-head scaled_dot, fused vs explicit:\n\n" + HEADER, flush=True)
+    for level in LEVELS:
+        for size in args.sizes:
+            print(bench_row(args, level, "scaled_dot", size), flush=True)
+    print(f"\nevery score type (multi-head), T = {args.score_size}:\n\n" + HEADER, flush=True)
+    for level in LEVELS:
+        for score_type in SCORE_TYPES:
+            print(bench_row(args, level, score_type, args.score_size), flush=True)
 
 
 if __name__ == "__main__":

@@ -7,10 +7,13 @@
 Without --tgt the sentence is translated (greedy, or beam search with --beam N) and the plot
 shows what the model attended to while producing its translation; with --tgt the given target
 is forced and the plot shows the alignment of that pair. A .html output is one self-contained
-page with controls for sentence, slot, layer and head. With --input FILE every non-empty line
-is a source sentence (optionally followed by a tab and a target to force); a .html output
-holds all of them, a static output (.png/.svg/.pdf) is written once per sentence as
-OUT_STEM_<line number>.<suffix>.
+page with controls for sentence, slot, layer and head, opening on --slot/--layer/--head
+("all" opens on the mean). For a static output, --layer all and/or --head all draw a grid of
+layers x heads. With --input FILE every non-empty line is a source sentence (optionally
+followed by a tab and a target to force); a .html output holds all of them, a static output
+(.png/.svg/.pdf) is written once per sentence as OUT_STEM_<line number>.<suffix>.
+--words merges subword pieces into words: weights of a word's source pieces are summed, rows
+of a word's target pieces averaged.
 """
 
 from __future__ import annotations
@@ -68,7 +71,11 @@ def add_parser(subparsers) -> None:
         "--out", required=True, metavar="FILE", help=f"output file: {', '.join(SUPPORTED_SUFFIXES)}"
     )
     p.add_argument(
-        "--beam", type=_positive, default=1, help="beam size when translating (default 1: greedy)"
+        "--beam",
+        type=_positive,
+        default=1,
+        metavar="N",
+        help="beam size when translating (default 1: greedy)",
     )
     p.add_argument("--slot", choices=SLOTS, default="cross", help="attention slot (default cross)")
     p.add_argument(
@@ -92,7 +99,7 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     """Gather the attention of every requested sentence and write the plot(s)."""
     from seq2seq.checkpoint import load_run
-    from seq2seq.viz.alignments import attention_for_pair
+    from seq2seq.viz.alignments import attention_for_pair, select_layers_heads
 
     suffix = "." + output_format(args.out, SUPPORTED_SUFFIXES)
     if args.input is not None and args.tgt is not None:
@@ -114,6 +121,8 @@ def run(args: argparse.Namespace) -> int:
             max_len_offset=decode.max_len_offset,
         )  # fmt: skip
         examples.append(example.to_words(run_.tokenizer.piece_word_ids) if args.words else example)
+    # the layer/head indices exist (checked here for the HTML page too, which has no grid)
+    select_layers_heads(examples[0].matrices(args.slot), args.layer, args.head, args.slot)
     for path in _write(examples, [line for line, _, _ in pairs], args, suffix):
         print(path)
     return 0

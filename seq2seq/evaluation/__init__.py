@@ -1,6 +1,7 @@
 """Scoring: sacrebleu BLEU / chrF / TER, word alignments from attention and their AER."""
 
 from seq2seq.evaluation.alignment import (
+    AlignmentError,
     Link,
     alignment_error_rate,
     attention_alignment,
@@ -12,6 +13,7 @@ from seq2seq.evaluation.alignment import (
 from seq2seq.evaluation.metrics import MetricScore, corpus_bleu, corpus_scores
 
 __all__ = [
+    "AlignmentError",
     "Link",
     "MetricScore",
     "alignment_error_rate",

@@ -25,6 +25,7 @@ from seq2seq.data.align import parse_alignment
 from seq2seq.data.tokenizer import WORD_START, Tokenizer
 
 __all__ = [
+    "AlignmentError",
     "Link",
     "alignment_error_rate",
     "attention_alignment",
@@ -37,18 +38,24 @@ __all__ = [
 Link = tuple[int, int]  # (source word, target word)
 
 
+class AlignmentError(ValueError):
+    """Attention or alignment input that cannot be used; the message says what was expected."""
+
+
 def select_attention(weights: Tensor, *, layer: int = -1, head: int | None = None) -> Tensor:
     """[L, H, Tq, Tk] -> [Tq, Tk]: one layer (negative counts from the last), one head or the
     mean over heads (head=None)."""
     if weights.dim() != 4:
-        raise ValueError(f"attention: expected [L, H, Tq, Tk], got shape {tuple(weights.shape)}")
+        raise AlignmentError(
+            f"attention: expected [L, H, Tq, Tk], got shape {tuple(weights.shape)}"
+        )
     n_layers, n_heads = weights.shape[:2]
     if not -n_layers <= layer < n_layers:
-        raise ValueError(f"align layer: got {layer}, the model has {n_layers} layer(s) "
-                         f"(valid: 0..{n_layers - 1} or -1..-{n_layers})")
+        raise AlignmentError(f"align layer: got {layer}, the model has {n_layers} layer(s) "
+                             f"(valid: 0..{n_layers - 1} or -1..-{n_layers})")
     if head is not None and not -n_heads <= head < n_heads:
-        raise ValueError(f"align head: got {head}, the attention has {n_heads} head(s) "
-                         f"(valid: 0..{n_heads - 1}, or none for the mean over heads)")
+        raise AlignmentError(f"align head: got {head}, the attention has {n_heads} head(s) "
+                             f"(valid: 0..{n_heads - 1}, or none for the mean over heads)")
     per_layer = weights[layer].float()
     return per_layer.mean(dim=0) if head is None else per_layer[head]
 
@@ -84,8 +91,8 @@ def attention_alignment(
     """
     rows, cols = len(tgt_word_ids), len(src_word_ids)
     if weights.size(0) < rows or weights.size(1) < cols:
-        raise ValueError(f"attention of shape {tuple(weights.shape)} is smaller than the "
-                         f"{rows} target x {cols} source pieces to align")
+        raise AlignmentError(f"attention of shape {tuple(weights.shape)} is smaller than the "
+                             f"{rows} target x {cols} source pieces to align")
     src_ids = torch.tensor(src_word_ids, dtype=torch.long)
     tgt_ids = torch.tensor(tgt_word_ids, dtype=torch.long)
     n_src, n_tgt = max(src_word_ids, default=-1) + 1, max(tgt_word_ids, default=-1) + 1
@@ -130,8 +137,10 @@ def alignment_error_rate(
     """
     possible = possible if possible is not None else sure
     if not len(predicted) == len(sure) == len(possible):
-        raise ValueError(f"AER: got {len(predicted)} predicted alignments for {len(sure)} gold "
-                         f"sure and {len(possible)} possible alignments; expected equal counts")
+        raise AlignmentError(
+            f"AER: got {len(predicted)} predicted alignments for {len(sure)} gold sure and "
+            f"{len(possible)} possible alignments; expected equal counts"
+        )
     n_a = n_s = a_s = a_p = 0
     for a, s, p in zip(predicted, sure, possible, strict=True):
         a, s = set(a), set(s)

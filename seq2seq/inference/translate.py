@@ -34,9 +34,20 @@ from seq2seq.training.device import cpu_has_native_bf16
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["PRECISIONS", "Translation", "Translator", "build_translator", "resolve_precision"]
+__all__ = [
+    "PRECISIONS",
+    "TranslateError",
+    "Translation",
+    "Translator",
+    "build_translator",
+    "resolve_precision",
+]
 
 PRECISIONS = ("auto", "fp32", "bf16")
+
+
+class TranslateError(ValueError):
+    """Decoding options or a model that cannot be used: the message names the option."""
 
 
 @dataclass
@@ -61,7 +72,9 @@ def resolve_precision(name: str, device: torch.device) -> torch.dtype | None:
     with bf16 support), else float32.
     """
     if name not in PRECISIONS:
-        raise ValueError(f"precision: got {name!r}, expected one of {', '.join(PRECISIONS)}")
+        raise TranslateError(
+            f"precision: got {name!r}, expected one of {', '.join(PRECISIONS)}"
+        )
     if name == "fp32":
         return None
     native = torch.cuda.is_bf16_supported() if device.type == "cuda" else cpu_has_native_bf16()
@@ -69,7 +82,9 @@ def resolve_precision(name: str, device: torch.device) -> torch.dtype | None:
         return torch.bfloat16 if native else None
     if not native:
         if device.type == "cuda":
-            raise ValueError("precision: bf16 is not supported by this GPU; use fp32 or auto")
+            raise TranslateError(
+                "precision: bf16 is not supported by this GPU; use fp32 or auto"
+            )
         logger.warning("this CPU has no native bf16 arithmetic: bf16 decoding is emulated and "
                        "slower than fp32")
     return torch.bfloat16
@@ -96,20 +111,23 @@ class Translator:
         chunk_size: int | None = None,
     ) -> None:
         if beam < 1:
-            raise ValueError(f"beam: got {beam}, expected an integer >= 1")
+            raise TranslateError(f"beam: got {beam}, expected an integer >= 1")
         if not 1 <= n_best <= beam:
-            raise ValueError(f"n-best: got {n_best}, expected 1 <= n-best <= beam ({beam})")
+            raise TranslateError(
+                f"n-best: got {n_best}, expected 1 <= n-best <= beam ({beam})"
+            )
         if batch_size < 1:
-            raise ValueError(f"batch size: got {batch_size}, expected an integer >= 1")
+            raise TranslateError(f"batch size: got {batch_size}, expected an integer >= 1")
         if max_len_ratio <= 0 or max_len_offset < 0:
-            raise ValueError(f"max length: got ratio {max_len_ratio} and offset "
+            raise TranslateError(f"max length: got ratio {max_len_ratio} and offset "
                              f"{max_len_offset}, expected ratio > 0 and offset >= 0")
         self.model, self.tokenizer = model.eval(), tokenizer
         self.beam, self.n_best, self.length_penalty = beam, n_best, length_penalty
         self.max_len_ratio, self.max_len_offset = max_len_ratio, max_len_offset
         self.batch_size = batch_size
         self.chunk_size = chunk_size or 16 * batch_size
-        self.device = next(model.parameters()).device
+        param = next(iter(model.parameters()), None)
+        self.device = param.device if param is not None else torch.device("cpu")
         self.dtype = resolve_precision(precision, self.device)
         self.precision = "fp32" if self.dtype is None else "bf16"
         self.alignments, self.align_layer, self.align_head = alignments, align_layer, align_head
@@ -132,7 +150,9 @@ class Translator:
     def align(self, src_lines: Sequence[str], tgt_lines: Sequence[str]) -> list[list[Link]]:
         """Word alignments of given sentence pairs from teacher-forced cross-attention."""
         if len(src_lines) != len(tgt_lines):
-            raise ValueError(f"align: {len(src_lines)} source but {len(tgt_lines)} target lines")
+            raise TranslateError(
+                f"align: got {len(src_lines)} source but {len(tgt_lines)} target lines"
+            )
         src_ids = self._encode_src(src_lines, first=1)
         tgt_ids = [ids[: self.max_src_len - 1] for ids in
                    self.tokenizer.encode_tgt_batch(list(tgt_lines))]
@@ -208,7 +228,9 @@ class Translator:
         with self._autocast():
             weights = forced_attention(self.model, src, tgt)
         if "cross" not in weights:
-            raise ValueError(f"the model returned no cross-attention (slots: {sorted(weights)})")
+            raise TranslateError(
+                f"the model returned no cross-attention (slots: {sorted(weights)})"
+            )
         links = []
         for n, (s, t) in enumerate(zip(src_ids, tgt_ids, strict=True)):
             matrix = select_attention(weights["cross"][n].cpu(), layer=self.align_layer,

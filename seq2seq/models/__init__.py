@@ -13,7 +13,8 @@ from collections.abc import Callable
 from typing import Any
 
 from .base import DecoderState, Encoded, Seq2Seq
-from .rnn import RNNSeq2Seq, RNNState, build_rnn
+from .rnn import RNNSeq2Seq, build_rnn
+from .rnn_decoder import RNNState
 from .transformer import TransformerSeq2Seq, TransformerState, build_transformer
 
 __all__ = [
@@ -45,6 +46,7 @@ def build_model(cfg: Any, src_vocab_size: int, tgt_vocab_size: int) -> Seq2Seq:
         )
     for name, size in (("src_vocab_size", src_vocab_size), ("tgt_vocab_size", tgt_vocab_size)):
         if isinstance(size, bool) or not isinstance(size, int) or size < 4:
-            raise ValueError(f"build_model: {name} must be an int >= 4 (the special tokens), "
-                             f"got {size!r}")
+            raise ValueError(
+                f"build_model: {name} must be an int >= 4 (the special tokens), got {size!r}"
+            )
     return builder(cfg, src_vocab_size, tgt_vocab_size)

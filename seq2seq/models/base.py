@@ -28,7 +28,8 @@ __all__ = [
     "Seq2Seq",
     "attention_spec",
     "check_tokens",
-    "init_linear",
+    "init_linears",
+    "init_lstm",
     "padding_mask",
     "stack_step_weights",
     "stack_weights",
@@ -158,8 +159,22 @@ def attention_spec(spec: Any) -> dict[str, Any]:
     return {key: value for key, value in spec.items() if value is not None}
 
 
-def init_linear(module: nn.Linear) -> None:
-    """Xavier-uniform weights, zero bias (Glorot & Bengio, 2010)."""
-    nn.init.xavier_uniform_(module.weight)
-    if module.bias is not None:
-        nn.init.zeros_(module.bias)
+def init_linears(model: nn.Module) -> None:
+    """Xavier-uniform weights and zero biases for every nn.Linear in ``model`` (Glorot & Bengio,
+    2010), attention projections included; embeddings and LSTMs keep their own init."""
+    for module in model.modules():
+        if isinstance(module, nn.Linear):
+            nn.init.xavier_uniform_(module.weight)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+
+
+def init_lstm(lstm: nn.LSTM) -> None:
+    """Forget-gate bias 1 (Jozefowicz et al., 2015); PyTorch's uniform init otherwise."""
+    hidden = lstm.hidden_size
+    with torch.no_grad():
+        for name, param in lstm.named_parameters():
+            if name.startswith("bias_ih"):
+                param[hidden : 2 * hidden].fill_(1.0)  # gate order: input, forget, cell, output
+            elif name.startswith("bias_hh"):
+                param[hidden : 2 * hidden].zero_()

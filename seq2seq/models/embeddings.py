@@ -123,9 +123,7 @@ class OutputProjection(nn.Module):
     arXiv:1608.05859); the bias is always a separate parameter, initialised to zero.
     """
 
-    def __init__(
-        self, *, dim: int, vocab_size: int, tie_to: TokenEmbedding | None = None
-    ) -> None:
+    def __init__(self, *, dim: int, vocab_size: int, tie_to: TokenEmbedding | None = None) -> None:
         super().__init__()
         if tie_to is not None:
             if tie_to.weight.shape != (vocab_size, dim):

@@ -13,7 +13,6 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-import torch
 from torch import Tensor, nn
 
 from seq2seq.attention import AttentionMemory, build_attention, causal_mask
@@ -23,7 +22,7 @@ from .base import (
     Seq2Seq,
     attention_spec,
     check_tokens,
-    init_linear,
+    init_linears,
     padding_mask,
     stack_step_weights,
     stack_weights,
@@ -92,9 +91,6 @@ class FeedForward(nn.Module):
             nn.Dropout(dropout),
             nn.Linear(ffn_dim, dim),
         )
-        for module in self.net:
-            if isinstance(module, nn.Linear):
-                init_linear(module)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
@@ -104,7 +100,13 @@ class EncoderLayer(nn.Module):
     """Self-attention + feed-forward, each in a residual block."""
 
     def __init__(
-        self, *, dim: int, ffn_dim: int, dropout: float, activation: str, pre_norm: bool,
+        self,
+        *,
+        dim: int,
+        ffn_dim: int,
+        dropout: float,
+        activation: str,
+        pre_norm: bool,
         attention: Mapping[str, Any],
     ) -> None:
         super().__init__()
@@ -113,9 +115,7 @@ class EncoderLayer(nn.Module):
         self.res_attn = Residual(dim=dim, dropout=dropout, pre_norm=pre_norm)
         self.res_ffn = Residual(dim=dim, dropout=dropout, pre_norm=pre_norm)
 
-    def forward(
-        self, x: Tensor, mask: Tensor, need_weights: bool
-    ) -> tuple[Tensor, Tensor | None]:
+    def forward(self, x: Tensor, mask: Tensor, need_weights: bool) -> tuple[Tensor, Tensor | None]:
         """x [B, S, D], mask [B, 1, S] -> [B, S, D], weights [B, H, S, S] or None."""
         h = self.res_attn.enter(x)
         sub, weights = self.self_attn(h, h, h, mask=mask, need_weights=need_weights)
@@ -128,8 +128,15 @@ class DecoderLayer(nn.Module):
     """Causal self-attention, cross attention, feed-forward, each in a residual block."""
 
     def __init__(
-        self, *, dim: int, ffn_dim: int, dropout: float, activation: str, pre_norm: bool,
-        self_attention: Mapping[str, Any], cross_attention: Mapping[str, Any],
+        self,
+        *,
+        dim: int,
+        ffn_dim: int,
+        dropout: float,
+        activation: str,
+        pre_norm: bool,
+        self_attention: Mapping[str, Any],
+        cross_attention: Mapping[str, Any],
     ) -> None:
         super().__init__()
         self.self_attn = build_attention(self_attention, dim, dim, dim)
@@ -163,8 +170,12 @@ class DecoderLayer(nn.Module):
         return x, w_self, w_cross
 
     def step(
-        self, x: Tensor, cache: AttentionMemory | None, memory: AttentionMemory,
-        src_mask: Tensor, need_weights: bool,
+        self,
+        x: Tensor,
+        cache: AttentionMemory | None,
+        memory: AttentionMemory,
+        src_mask: Tensor,
+        need_weights: bool,
     ) -> tuple[Tensor, AttentionMemory, Tensor | None, Tensor | None]:
         """One position: x [B, 1, D] -> x [B, 1, D], extended cache, self weights
         [B, H, 1, t + 1], cross weights [B, H, 1, S] (or None)."""
@@ -250,6 +261,7 @@ class TransformerSeq2Seq(Seq2Seq):
             vocab_size=tgt_vocab_size,
             tie_to=self.tgt_embed if tie_output else None,
         )
+        init_linears(self)
 
     def _embed(self, embedding: TokenEmbedding, tokens: Tensor, offset: int = 0) -> Tensor:
         """tokens [B, T] -> scaled embeddings + positions offset.. [B, T, D] (with dropout)."""

@@ -59,13 +59,9 @@ def attention_for_pair(
     target pieces end with "</s>" when the output (or the forced target) was terminated.
     Sources longer than `model.max_positions` are truncated with a warning.
     """
+    # imported here: the plotting functions stay importable without the model stack
     from seq2seq.data.batching import collate_src
-    from seq2seq.inference.search import (
-        beam_search,
-        forced_attention,
-        greedy_search,
-        max_output_lengths,
-    )
+    from seq2seq.inference.search import forced_attention
 
     src_ids = _truncate(tokenizer.encode_src(src), model.max_positions, "source")
     if not src_ids:
@@ -73,21 +69,8 @@ def attention_for_pair(
     device = next(model.parameters()).device
     src_batch = collate_src([src_ids]).to(device)  # [1, S]
     if tgt is None:
-        limit = max_output_lengths(
-            src_batch, ratio=max_len_ratio, offset=max_len_offset, max_positions=model.max_positions
-        )
-        if beam == 1:
-            hyp = greedy_search(model, src_batch, max_len=limit, need_weights=True)[0]
-        else:
-            hyp = beam_search(
-                model,
-                src_batch,
-                beam=beam,
-                length_penalty=length_penalty,
-                max_len=limit,
-                need_weights=True,
-            )[0][0]
-        tgt_ids, weights = hyp.tokens, hyp.attention or {}
+        search = {"ratio": max_len_ratio, "offset": max_len_offset, "alpha": length_penalty}
+        tgt_ids, weights = _translate(model, src_batch, beam, **search)
     else:
         tgt_ids = _truncate(tokenizer.encode_tgt(tgt), model.max_positions - 1, "target")
         tgt_tensor = torch.tensor(tgt_ids, dtype=torch.long, device=device)
@@ -178,6 +161,20 @@ def save_validation_plots(
             plot_example(example, out, slot=slot, layer=-1, head="mean", title=_shorten(title))
         )
     return paths
+
+
+def _translate(model, src, beam: int, *, ratio: float, offset: int, alpha: float):
+    """(token ids, {slot: [L, H, T_out, Tk]}) of the best hypothesis for src [1, S]."""
+    from seq2seq.inference.search import beam_search, greedy_search, max_output_lengths
+
+    limit = max_output_lengths(src, ratio=ratio, offset=offset, max_positions=model.max_positions)
+    if beam == 1:
+        hyp = greedy_search(model, src, max_len=limit, need_weights=True)[0]
+    else:
+        hyp = beam_search(
+            model, src, beam=beam, length_penalty=alpha, max_len=limit, need_weights=True
+        )[0][0]
+    return hyp.tokens, hyp.attention or {}
 
 
 def _select(array: np.ndarray, axis: int, choice: int | str, name: str, slot: str):

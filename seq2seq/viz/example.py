@@ -6,6 +6,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from seq2seq.viz.common import PlotError, check_labels, to_numpy
 from seq2seq.viz.words import merge_labels, merge_to_words, word_ids
 from seq2seq.vocab import BOS
@@ -51,7 +53,7 @@ class AttentionExample:
             return list(self.tgt_pieces), self.tgt_input_pieces()
         raise PlotError(f"unknown attention slot {slot!r}, expected one of {', '.join(SLOTS)}")
 
-    def matrices(self, slot: str):
+    def matrices(self, slot: str) -> np.ndarray:
         """The [L, H, Tq, Tk] float64 array of `slot`, checked against the labels."""
         if slot not in self.weights:
             raise PlotError(

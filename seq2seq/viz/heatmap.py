@@ -8,6 +8,7 @@ Matplotlib is imported inside the functions and figures are built from
 from __future__ import annotations
 
 import os
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -84,8 +85,9 @@ def alignment_figure(
     rows = check_labels(tgt_labels, tt, "tgt_labels")
     cell = _cell_size(_CELL, tt, ts)
     font = _font_size(cell)
-    width = max(ts * cell + _label_extent(rows, font) + 1.6, _title_width(title))
-    height = tt * cell + _label_extent(cols, font) + (1.1 if title else 0.8)
+    width = ts * cell + _label_extent(rows, font) + 1.6
+    height = tt * cell + _label_extent(cols, font) + 0.8
+    title, width, height = _fit_title(title, width, height)
     fig = new_figure(width, height)
     ax = fig.add_subplot()
     image = _draw(ax, matrix, vmax=float(matrix.max()))
@@ -125,8 +127,8 @@ def attention_grid_figure(
     cell = _cell_size(_GRID_CELL, tt, ts)
     font = _font_size(cell)
     width = n_cols * (ts * cell + 0.25) + _label_extent(rows, font) + 1.8
-    width = max(width, _title_width(title))
-    height = n_rows * (tt * cell + 0.35) + _label_extent(cols, font) + (1.2 if title else 0.9)
+    height = n_rows * (tt * cell + 0.35) + _label_extent(cols, font) + 0.9
+    title, width, height = _fit_title(title, width, height)
     fig = new_figure(width, height)
     axes = fig.subplots(n_rows, n_cols, squeeze=False)
     vmax = float(grid.max())
@@ -178,6 +180,11 @@ def _label_extent(labels: list[str], font: float) -> float:
     return max((len(label) for label in labels), default=1) * font * 0.62 / 72.0
 
 
-def _title_width(title: str | None) -> float:
-    """Figure width in inches that a suptitle (12 pt) needs so that it is not cut off."""
-    return _label_extent([title], 12.0) + 0.5 if title else 0.0
+def _fit_title(title: str | None, width: float, height: float) -> tuple[str | None, float, float]:
+    """Wrap a long suptitle (12 pt) to the figure width, growing the figure to make room."""
+    if not title:
+        return title, width, height
+    width = max(width, 4.0)
+    chars = max(20, int((width - 0.4) / _label_extent(["x"], 12.0)))
+    lines = textwrap.wrap(title, chars, max_lines=3, placeholder=" \u2026") or [title]
+    return "\n".join(lines), width, height + 0.3 + 0.2 * len(lines)

@@ -7,13 +7,21 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from seq2seq.config import AttentionConfig, AttentionSlots, ModelConfig, RNNConfig, TransformerConfig
+from seq2seq.config import (
+    AttentionConfig,
+    AttentionSlots,
+    ModelConfig,
+    RNNConfig,
+    TransformerConfig,
+)
 from seq2seq.models import Seq2Seq, build_model
 from seq2seq.vocab import BOS_ID, PAD_ID
 
 SRC_VOCAB, TGT_VOCAB = 23, 19
 # (type, heads) of every attention score, plain (None) and multi-head.
-VARIANTS = [(kind, heads) for heads in (None, 2) for kind in ("dot", "scaled_dot", "general", "additive")]
+VARIANTS = [
+    (kind, heads) for heads in (None, 2) for kind in ("dot", "scaled_dot", "general", "additive")
+]
 
 
 def variant_id(variant: tuple[str, int | None]) -> str:

@@ -188,3 +188,25 @@ def test_builds_every_shipped_config(path):
         logits, weights = model(src, tgt_in, need_weights=True)
     assert logits.shape == (2, 3, vocab)
     assert set(weights) == set(model.slots)
+
+
+@pytest.mark.parametrize("arch", ["rnn", "transformer"])
+def test_linear_layers_get_xavier_init(arch):
+    torch.manual_seed(0)
+    model = build_model(tiny_config(arch, attention=("additive", 2)), SRC_VOCAB, TGT_VOCAB)
+    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    assert len(linears) >= 6  # attention projections, scores, read-out or feed-forward
+    for linear in linears:
+        fan_out, fan_in = linear.weight.shape
+        assert linear.weight.abs().max() <= math.sqrt(6.0 / (fan_in + fan_out))
+        assert linear.bias is None or not linear.bias.any()
+
+
+@pytest.mark.parametrize("arch", ["rnn", "transformer"])
+def test_dropout_only_in_training_mode(arch):
+    model = make_model(tiny_config(arch, dropout=0.3), dtype=torch.float32)
+    src, tgt_in = random_batch()
+    first, _ = model(src, tgt_in)
+    torch.testing.assert_close(model(src, tgt_in)[0], first, rtol=0.0, atol=0.0)
+    model.train()
+    assert not torch.allclose(model(src, tgt_in)[0], model(src, tgt_in)[0])

@@ -52,7 +52,11 @@ CASES = [
     for name, setup in TRANSFORMER_SETUPS.items()
     for variant in VARIANTS
 ]
-MIXED_SLOTS = {"cross": ("additive", None), "encoder_self": ("general", 2), "decoder_self": ("dot", None)}
+MIXED_SLOTS = {
+    "cross": ("additive", None),
+    "encoder_self": ("general", 2),
+    "decoder_self": ("dot", None),
+}
 
 
 def _model(arch, variant, setup):
@@ -179,7 +183,9 @@ SELECT_CASES = [
     pytest.param("rnn", {"rnn": {"style": "bahdanau"}}, ("additive", None), id="rnn-bahdanau"),
     pytest.param("rnn", {"rnn": {"style": "luong"}}, ("general", 2), id="rnn-luong-feed"),
     pytest.param(
-        "rnn", {"rnn": {"style": "luong", "input_feeding": False}}, ("dot", None),
+        "rnn",
+        {"rnn": {"style": "luong", "input_feeding": False}},
+        ("dot", None),
         id="rnn-luong-nofeed",
     ),
     pytest.param("transformer", {}, ("scaled_dot", 2), id="transformer-mh"),

@@ -17,7 +17,11 @@ COPY_SETUPS = {
     ),
     "rnn-luong": (
         "rnn",
-        {"embed_dim": 32, "rnn": {"hidden_dim": 64, "style": "luong"}, "attention": ("general", None)},
+        {
+            "embed_dim": 32,
+            "rnn": {"hidden_dim": 64, "style": "luong"},
+            "attention": ("general", None),
+        },
     ),
     "transformer": (
         "transformer",
@@ -85,9 +89,7 @@ def test_runs_under_bf16_autocast(arch, variant, rnn):
     tgt_out = torch.cat([tgt_in[:, 1:], torch.full((tgt_in.shape[0], 1), PAD_ID)], 1)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         logits, weights = model(src, tgt_in, need_weights=True)
-        loss = F.cross_entropy(
-            logits.float().flatten(0, 1), tgt_out.flatten(), ignore_index=PAD_ID
-        )
+        loss = F.cross_entropy(logits.float().flatten(0, 1), tgt_out.flatten(), ignore_index=PAD_ID)
     loss.backward()
     assert torch.isfinite(loss)
     grads = [p.grad for p in model.parameters() if p.requires_grad]

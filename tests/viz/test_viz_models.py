@@ -177,19 +177,27 @@ def test_plot_command_input_file(runs, tmp_path, capsys):
 
 
 @pytest.mark.parametrize(
-    ("args", "message"),
+    ("out", "args", "message"),
     [
-        (["--slot", "encoder_self"], "this rnn model has no such attention; available: cross"),
-        (["--layer", "3"], "layer 3 does not exist: the cross attention has 1 layers"),
-        (["--out", "x.gif"], "suffix '.gif', expected one of .png, .svg, .pdf, .html"),
+        (
+            "a.png",
+            ["--slot", "encoder_self"],
+            "this rnn model has no such attention; available: cross",
+        ),
+        ("a.png", ["--layer", "3"], "layer 3 does not exist: the cross attention has 1 layers"),
+        ("a.html", ["--head", "1"], "head 1 does not exist: the cross attention has 1 heads"),
+        ("a.gif", [], "suffix '.gif', expected one of .png, .svg, .pdf, .html"),
+        ("a.png", ["--src", ""], "is empty: nothing to attend to"),
     ],
 )
-def test_plot_command_errors(runs, tmp_path, capsys, args, message):
-    base = ["--src", SRC[0], "--out", tmp_path / "a.png"]
-    if "--out" in args:
-        base = base[:2]
-    code, _, err = _plot(capsys, runs["rnn"], *base, *args)
+def test_plot_command_errors(runs, tmp_path, capsys, out, args, message):
+    source = [] if "--src" in args else ["--src", SRC[0]]
+    code, _, err = _plot(capsys, runs["rnn"], "--out", tmp_path / out, *source, *args)
     assert code == 2
     assert message in err and err.startswith("seq2seq plot: error:")
+    assert not list(tmp_path.iterdir())  # nothing written
+
+
+def test_plot_command_missing_run(tmp_path, capsys):
     code, _, err = _plot(capsys, tmp_path / "missing", "--src", "x", "--out", tmp_path / "a.png")
     assert code == 2 and "does not exist" in err

@@ -48,7 +48,9 @@ def test_plot_example_single_and_grid(tmp_path, monkeypatch):
     plot_example(example, tmp_path / "one.png", slot="encoder_self", layer=0, head=2)
     ax = figures[-1].axes[0]
     np.testing.assert_allclose(ax.images[0].get_array(), example.weights["encoder_self"][0, 2])
-    assert figures[-1].get_suptitle() == "encoder self-attention, layer 0, head 2"
+    assert (
+        figures[-1].get_suptitle().replace("\n", " ") == "encoder self-attention, layer 0, head 2"
+    )
     assert [t.get_text() for t in ax.get_xticklabels()] == example.src_pieces
     plot_example(example, tmp_path / "grid.svg", layer="all", head="mean")
     assert len(figures[-1].axes) == 2 + 1  # two layers, one colour bar
@@ -63,7 +65,7 @@ def test_save_validation_plots(tmp_path, monkeypatch):
     paths = save_validation_plots(examples, tmp_path / "alignments", 500)
     assert [p.name for p in paths] == ["step_000500_0.png", "step_000500_1.png"]
     assert all(p.read_bytes().startswith(b"\x89PNG") for p in paths)
-    assert figures[0].get_suptitle() == "step 500: I love you"
+    assert figures[0].get_suptitle().replace("\n", " ") == "step 500: I love you"
     # last layer, mean of heads, of the cross-attention
     expected = examples[0].weights["cross"][-1].mean(0)
     np.testing.assert_allclose(figures[0].axes[0].images[0].get_array(), expected)

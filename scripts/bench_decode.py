@@ -1,0 +1,158 @@
+"""Benchmark decoding speed of a trained run on Multi30k test_2016_flickr.
+
+Usage:
+    python scripts/bench_decode.py RUN_DIR                    # default data: data/multi30k,
+                                                              # else ../shared/data/multi30k
+    python scripts/bench_decode.py RUN_DIR --data DIR --limit 100 --precision fp32 --json
+
+What is measured:
+* throughput: greedy and beam 5 at batch sizes 1 and 64 through `Translator` (subword encoding,
+  length-sorted batching, search, detokenization), on the source side of test_2016_flickr
+  (`data.src_lang` of the run's config). Batch size 1 runs on the first --limit sentences.
+  Reported: sentences/s, target tokens/s (subword tokens of the outputs, EOS included) and the
+  peak resident memory of the configuration (VmHWM after resetting the peak counter through
+  /proc/self/clear_refs; elsewhere the process-wide ru_maxrss, which can only overstate it).
+  One untimed warm-up batch runs before each configuration.
+* cost per output token: one batch of --steps-batch sentences is encoded once, then the decoder
+  is stepped --steps times feeding its own argmax but never stopping at EOS (outputs forced to
+  be long); the table shows the mean time of a step in windows of steps. With decoder caches
+  the cost stays flat as the prefix grows; re-decoding the prefix each step would grow
+  linearly with it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from seq2seq.checkpoint import load_run
+from seq2seq.data import collate_src, read_lines
+from seq2seq.inference.translate import Translator, resolve_precision
+from seq2seq.training.device import configure_threads
+from seq2seq.vocab import BOS_ID, EOS_ID
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = (ROOT / "data" / "multi30k", ROOT.parent / "shared" / "data" / "multi30k")
+
+
+def find_test_file(data: Path | None, lang: str) -> Path:
+    dirs = [data] if data is not None else list(DEFAULT_DATA)
+    for d in dirs:
+        for name in (f"test_2016_flickr.{lang}.gz", f"test_2016_flickr.{lang}"):
+            if (d / name).is_file():
+                return d / name
+    raise SystemExit(f"bench_decode: no test_2016_flickr.{lang}[.gz] in "
+                     f"{', '.join(map(str, dirs))}; pass --data DIR")
+
+
+def reset_peak_memory() -> bool:
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_memory_mib(reset_ok: bool) -> float:
+    if reset_ok:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def throughput(run, lines: list[str], *, beam: int, batch_size: int, precision: str) -> dict:
+    translator = Translator(
+        model=run.model, tokenizer=run.tokenizer, beam=beam, batch_size=batch_size,
+        length_penalty=run.config.decode.length_penalty,
+        max_len_ratio=run.config.decode.max_len_ratio,
+        max_len_offset=run.config.decode.max_len_offset, precision=precision,
+    )
+    list(translator.translate(lines[:batch_size]))  # warm-up
+    reset_ok = reset_peak_memory()
+    start = time.perf_counter()
+    outputs = list(translator.translate(lines))
+    seconds = time.perf_counter() - start
+    tokens = sum(len(run.tokenizer.encode_tgt(t.text)) + 1 for t in outputs)
+    return {
+        "search": "greedy" if beam == 1 else f"beam {beam}", "batch_size": batch_size,
+        "sentences": len(lines), "seconds": seconds, "sent_per_s": len(lines) / seconds,
+        "tok_per_s": tokens / seconds, "peak_mib": peak_memory_mib(reset_ok),
+    }
+
+
+def step_costs(run, lines: list[str], *, steps: int, batch: int, precision: str) -> list[float]:
+    """Seconds per decoder step at steps 1..`steps`, never stopping at EOS."""
+    model = run.model
+    ids = [ids[: model.max_positions] for ids in run.tokenizer.encode_src_batch(lines[:batch])]
+    src = collate_src(ids)
+    dtype = resolve_precision(precision, torch.device("cpu"))
+    times = []
+    with torch.inference_mode(), torch.autocast("cpu", dtype=dtype or torch.bfloat16,
+                                          enabled=dtype is not None):
+        state = model.init_state(model.encode(src))
+        prev = torch.full((src.size(0),), BOS_ID, dtype=torch.long)
+        for _ in range(min(steps, model.max_positions)):
+            start = time.perf_counter()
+            logits, state, _ = model.step(prev, state)
+            logits[:, EOS_ID] = float("-inf")
+            prev = logits.argmax(dim=-1)
+            times.append(time.perf_counter() - start)
+    return times
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("run", metavar="RUN_DIR")
+    parser.add_argument("--data", type=Path, help="directory holding test_2016_flickr.*")
+    parser.add_argument("--limit", type=int, default=100, help="sentences at batch size 1")
+    parser.add_argument("--max-sentences", type=int, help="use only the first N sentences")
+    parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto")
+    parser.add_argument("--threads", type=int, help="torch threads (default: all cores)")
+    parser.add_argument("--steps", type=int, default=100, help="steps of the per-token check")
+    parser.add_argument("--steps-batch", type=int, default=64, help="batch of the check")
+    parser.add_argument("--json", action="store_true", help="print JSON lines only")
+    args = parser.parse_args(argv)
+
+    threads = configure_threads(args.threads)
+    run = load_run(args.run, device="cpu")
+    path = find_test_file(args.data, run.config.data.src_lang)
+    lines = [line for line in read_lines(path) if line.strip()][: args.max_sentences]
+    if not args.json:
+        print(f"{args.run}: {run.config.model.arch}, {path} ({len(lines)} sentences), "
+              f"{threads} threads, precision {args.precision}")
+    rows = []
+    for beam in (1, 5):
+        for batch_size in (1, 64):
+            subset = lines[: args.limit] if batch_size == 1 else lines
+            rows.append(throughput(run, subset, beam=beam, batch_size=batch_size,
+                                   precision=args.precision))
+            row = rows[-1]
+            print(json.dumps(row) if args.json else
+                  f"{row['search']:>7}  batch {batch_size:>3}  {row['sentences']:>5} sent  "
+                  f"{row['sent_per_s']:8.1f} sent/s  {row['tok_per_s']:9.1f} tok/s  "
+                  f"peak {row['peak_mib']:7.0f} MiB")
+    times = step_costs(run, lines, steps=args.steps, batch=args.steps_batch,
+                       precision=args.precision)
+    window = max(1, len(times) // 10)
+    windows = [(i + 1, min(i + window, len(times)), sum(times[i : i + window]) / len(
+        times[i : i + window])) for i in range(0, len(times), window)]
+    if args.json:
+        print(json.dumps({"step_ms": [1000 * t for t in times]}))
+    else:
+        print(f"cost per output token (batch {args.steps_batch}, greedy, EOS suppressed):")
+        for first, last, mean in windows:
+            print(f"  steps {first:>3}-{last:<3}  {1000 * mean:7.2f} ms/step")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,165 @@
+"""`seq2seq translate` and `seq2seq evaluate` end to end on a tiny trained run."""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import logging
+from pathlib import Path
+
+import pytest
+import sacrebleu
+
+from seq2seq.checkpoint import load_run
+from seq2seq.cli import main
+from seq2seq.data import collate_src
+from seq2seq.inference import greedy_search
+from seq2seq.inference.search import max_output_lengths
+
+
+def _run_factory():
+    path = Path(__file__).parents[1] / "training" / "run_factory.py"
+    spec = importlib.util.spec_from_file_location("run_factory", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """(run dir, data dir) of a tiny transformer trained for a few steps on the demo corpus."""
+    root = tmp_path_factory.mktemp("inference_cli")
+    run_dir = _run_factory().make_tiny_run(root, overrides=["train.max_steps=20",
+                                                            "train.validate_every=20"])
+    return run_dir, root / "data"
+
+
+def run_cli(args, monkeypatch, capsys, stdin: bytes | None = None):
+    if stdin is not None:
+        monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(stdin), encoding="utf-8"))
+    code = main(args)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_translate_stdin_edge_cases(tiny, monkeypatch, capsys, caplog):
+    run_dir, _ = tiny
+    long_line = " ".join(["twenty-three cats and forty-five dogs"] * 20)
+    lines = ["three cats", "", "one", long_line, "", "I have seven horses ."]
+    with caplog.at_level(logging.WARNING):
+        code, out, _ = run_cli(["translate", str(run_dir), "--beam", "1", "--precision", "fp32"],
+                               monkeypatch, capsys, stdin="\n".join(lines).encode() + b"\n")
+    assert code == 0
+    outputs = out.split("\n")[:-1]
+    assert len(outputs) == len(lines)
+    assert outputs[1] == "" and outputs[4] == ""
+    assert any("input line 4" in r.message and "truncated" in r.message for r in caplog.records)
+    # --beam 1 is greedy search, one sentence at a time: sorting and batching keep the order
+    run = load_run(run_dir)
+    for line, output in zip(lines, outputs, strict=True):
+        if not line:
+            continue
+        ids = run.tokenizer.encode_src(line)[: run.model.max_positions]
+        src = collate_src([ids])
+        limit = max_output_lengths(src, ratio=run.config.decode.max_len_ratio,
+                                   offset=run.config.decode.max_len_offset,
+                                   max_positions=run.model.max_positions)
+        hyp = greedy_search(run.model, src, max_len=limit)[0]
+        assert output == run.tokenizer.decode_tgt(hyp.tokens)
+
+
+def test_translate_files_nbest_and_alignments(tiny, tmp_path, monkeypatch, capsys):
+    run_dir, data = tiny
+    src_lines = [*(data / "test.en").read_text(encoding="utf-8").splitlines()[:6], ""]
+    (tmp_path / "in.en").write_text("\n".join(src_lines) + "\n", encoding="utf-8")
+    out, align = tmp_path / "out.de", tmp_path / "out.align"
+    code, stdout, _ = run_cli(["translate", str(run_dir), "--input", str(tmp_path / "in.en"),
+                               "--output", str(out), "--alignments", str(align), "--beam", "3"],
+                              monkeypatch, capsys)
+    assert code == 0 and stdout == ""
+    hyps = out.read_text(encoding="utf-8").split("\n")[:-1]
+    links = align.read_text(encoding="utf-8").split("\n")[:-1]
+    assert len(hyps) == len(links) == len(src_lines)
+    assert hyps[-1] == "" and links[-1] == ""
+    for src, hyp, line in zip(src_lines, hyps, links, strict=True):
+        pairs = [tuple(map(int, link.split("-"))) for link in line.split()]
+        assert len(pairs) == len(hyp.split())
+        assert all(0 <= i < len(src.split()) and 0 <= j < len(hyp.split()) for i, j in pairs)
+    assert not list(tmp_path.glob(".*.tmp"))  # temporary files renamed away
+
+    code, stdout, _ = run_cli(["translate", str(run_dir), "--input", str(tmp_path / "in.en"),
+                               "--beam", "3", "--n-best", "3"], monkeypatch, capsys)
+    assert code == 0
+    by_sentence: dict[int, list[tuple[str, float]]] = {}
+    for row in stdout.splitlines():
+        index, hyp, score = row.split(" ||| ")
+        by_sentence.setdefault(int(index), []).append((hyp, float(score)))
+    assert sorted(by_sentence) == list(range(len(src_lines)))
+    for index, nbest in by_sentence.items():
+        assert 1 <= len(nbest) <= 3
+        assert [s for _, s in nbest] == sorted((s for _, s in nbest), reverse=True)
+        if src_lines[index]:
+            assert nbest[0][0] == hyps[index]  # same search as the file run above
+
+
+def test_translate_bad_input(tiny, tmp_path, monkeypatch, capsys):
+    run_dir, _ = tiny
+    bad = b"one cat\ntwo \xff cats\nthree cats\n"
+    code, _, err = run_cli(["translate", str(run_dir)], monkeypatch, capsys, stdin=bad)
+    assert code == 2 and "line 2" in err and "UTF-8" in err
+    out = tmp_path / "out.de"
+    out.write_text("old\n", encoding="utf-8")
+    (tmp_path / "bad.en").write_bytes(bad)
+    code, _, err = run_cli(["translate", str(run_dir), "--input", str(tmp_path / "bad.en"),
+                            "--output", str(out)], monkeypatch, capsys)
+    assert code == 2 and "line 2" in err
+    assert out.read_text(encoding="utf-8") == "old\n"  # nothing overwritten on failure
+    code, _, _ = run_cli(["translate", str(run_dir), "--input", str(tmp_path / "bad.en"),
+                          "--output", str(out), "--errors", "replace"], monkeypatch, capsys)
+    assert code == 0 and len(out.read_text(encoding="utf-8").splitlines()) == 3
+    code, _, err = run_cli(["translate", str(tmp_path / "missing")], monkeypatch, capsys)
+    assert code == 2 and "missing" in err
+    code, _, err = run_cli(["translate", str(run_dir), "--beam", "2", "--n-best", "3"],
+                           monkeypatch, capsys, stdin=b"one\n")
+    assert code == 2 and "n-best" in err
+
+
+def test_evaluate_equals_sacrebleu(tiny, tmp_path, monkeypatch, capsys):
+    run_dir, data = tiny
+    hyp_out = tmp_path / "test.hyp"
+    code, out, _ = run_cli(["evaluate", str(run_dir), "--src", str(data / "test.en"),
+                            "--ref", str(data / "test.de"), "--hyp-out", str(hyp_out), "--json",
+                            "--gold-alignments", str(data / "test.align")], monkeypatch, capsys)
+    assert code == 0
+    result = json.loads(out)
+    hyps = hyp_out.read_text(encoding="utf-8").split("\n")[:-1]
+    refs = (data / "test.de").read_text(encoding="utf-8").splitlines()
+    assert len(hyps) == len(refs) == result["sentences"]
+    assert result["bleu"] == sacrebleu.corpus_bleu(hyps, [refs]).score
+    assert result["chrf"] == sacrebleu.corpus_chrf(hyps, [refs]).score
+    assert result["ter"] == sacrebleu.corpus_ter(hyps, [refs]).score
+    assert result["bleu_lowercase"] == sacrebleu.corpus_bleu(hyps, [refs], lowercase=True).score
+    assert result["bleu_signature"].startswith("nrefs:1|case:mixed|eff:no|tok:13a")
+    assert {"chrf_signature", "ter_signature", "bleu_lowercase_signature"} <= set(result)
+    assert 0.0 <= result["aer"] <= 1.0
+
+    code, out, _ = run_cli(["evaluate", str(run_dir), "--src", str(data / "test.en"),
+                            "--ref", str(data / "test.de"), "--beam", "1"], monkeypatch, capsys)
+    assert code == 0
+    assert out.startswith("BLEU = ") and "chrF2 = " in out and "TER = " in out
+    assert "nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp" in out
+    assert "(lowercased)" in out and "AER" not in out
+
+
+def test_evaluate_mismatched_files(tiny, tmp_path, monkeypatch, capsys):
+    run_dir, data = tiny
+    short = tmp_path / "short.de"
+    short.write_text("eins\n", encoding="utf-8")
+    code, _, err = run_cli(["evaluate", str(run_dir), "--src", str(data / "test.en"),
+                            "--ref", str(short)], monkeypatch, capsys)
+    assert code == 2 and "short.de" in err and "differ in length" in err
+    code, _, err = run_cli(["evaluate", str(run_dir), "--src", str(data / "test.en"),
+                            "--ref", str(data / "test.de"), "--gold-alignments", str(short)],
+                           monkeypatch, capsys)
+    assert code == 2 and "short.de" in err

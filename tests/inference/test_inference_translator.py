@@ -1,0 +1,105 @@
+"""Translator: chunking, length sorting, order, empty and over-long lines, precision."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import torch
+from toy_models import random_table
+
+from seq2seq.data import collate_src
+from seq2seq.inference import beam_search, greedy_search
+from seq2seq.inference.search import max_output_lengths
+from seq2seq.inference.translate import Translator, resolve_precision
+
+
+class WordTokenizer:
+    """One id per whitespace word (id = 4 + word number), pieces "▁w<id>"."""
+
+    def __init__(self, vocab: int) -> None:
+        self.vocab = vocab
+
+    def encode_src_batch(self, lines):
+        return [[4 + int(w) % (self.vocab - 4) for w in line.split()] for line in lines]
+
+    encode_tgt_batch = encode_src_batch
+
+    def decode_tgt(self, ids):
+        return " ".join(str(i - 4) for i in ids)
+
+    def src_pieces(self, ids):
+        return [f"\u2581w{i}" for i in ids]
+
+    tgt_pieces = src_pieces
+
+
+LINES = ["3 1 4 1 5", "", "9", "2 6 5 3 5 8 9 7", "", "9 3", "2 3 8 4 6 2 6", "4"]
+
+
+def make_translator(toy_model, **options):
+    model = toy_model(random_table(6, 14, seed=11), src_scale=2.0, max_positions=6)
+    options = {"beam": 3, "batch_size": 2, "chunk_size": 3, "max_len_ratio": 1.0,
+               "max_len_offset": 2, **options}
+    return model, Translator(model=model, tokenizer=WordTokenizer(14), **options)
+
+
+@pytest.mark.parametrize("beam", [1, 3])
+def test_order_kept_and_equal_to_one_sentence_search(toy_model, beam, caplog):
+    model, translator = make_translator(toy_model, beam=beam, n_best=beam)
+    with caplog.at_level(logging.WARNING):
+        results = list(translator.translate(iter(LINES)))
+    assert len(results) == len(LINES)
+    # line 4 has 8 words, more than max_positions = 6: truncated with a warning naming it
+    assert any("input line 4" in r.message and "truncated" in r.message for r in caplog.records)
+    tok = WordTokenizer(14)
+    for line, result in zip(LINES, results, strict=True):
+        if not line:
+            assert result.text == "" and result.nbest == [("", 0.0)]
+            continue
+        src = collate_src([tok.encode_src_batch([line])[0][:6]])
+        limit = max_output_lengths(src, ratio=1.0, offset=2, max_positions=6)
+        if beam == 1:
+            expected = [[greedy_search(model, src, max_len=limit)[0]]]
+        else:
+            expected = beam_search(model, src, beam=3, n_best=3, max_len=limit)
+        assert result.text == tok.decode_tgt(expected[0][0].tokens)
+        assert [t for t, _ in result.nbest] == [tok.decode_tgt(h.tokens) for h in expected[0]]
+        assert [s for _, s in result.nbest] == pytest.approx([h.score for h in expected[0]])
+
+
+def test_alignments_within_sentences(toy_model):
+    _, translator = make_translator(toy_model, alignments=True)
+    for line, result in zip(LINES, translator.translate(LINES), strict=True):
+        n_src, n_tgt = len(line.split()[:6]), len(result.text.split())
+        assert len(result.alignment) == n_tgt  # one link per target word (argmax)
+        assert all(0 <= i < n_src and 0 <= j < n_tgt for i, j in result.alignment)
+
+
+def test_align_pairs_follow_the_attention(toy_model):
+    # The toy's cross-attention at step t peaks at source position t + previous token id, so
+    # after BOS (id 2) target word 0 attends source word 2, and so on.
+    _, translator = make_translator(toy_model, alignments=True)
+    links = translator.align(["0 0 0 0 0 0", "", "0 0"], ["0 0", "1", ""])
+    # target word 0: step 0, prev = BOS (2) -> position 2; word 1: step 1, prev = id 4 -> 5
+    assert links == [[(2, 0), (5, 1)], [], []]
+
+
+def test_bad_options(toy_model):
+    with pytest.raises(ValueError, match="n-best"):
+        make_translator(toy_model, beam=2, n_best=3)
+    with pytest.raises(ValueError, match="batch size"):
+        make_translator(toy_model, batch_size=0)
+    with pytest.raises(ValueError, match="precision"):
+        resolve_precision("fp16", torch.device("cpu"))
+
+
+def test_precision_resolution(monkeypatch):
+    import seq2seq.inference.translate as translate
+
+    monkeypatch.setattr(translate, "cpu_has_native_bf16", lambda: True)
+    assert resolve_precision("auto", torch.device("cpu")) == torch.bfloat16
+    assert resolve_precision("fp32", torch.device("cpu")) is None
+    monkeypatch.setattr(translate, "cpu_has_native_bf16", lambda: False)
+    assert resolve_precision("auto", torch.device("cpu")) is None
+    assert resolve_precision("bf16", torch.device("cpu")) == torch.bfloat16  # emulated, warned
