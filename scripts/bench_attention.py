@@ -5,7 +5,8 @@ Usage:
     python scripts/bench_attention.py --sizes 32 128 --repeats 5 --threads 2
 
 Setting: multi-head self-attention, ``build_attention({"type": T, "heads": 4}, 256, 256)``,
-batch 32, 4 heads of 64, float32, no mask (``--causal``: a causal mask on both paths).
+batch 32, 4 heads of 64, float32 (``--bf16``: under CPU bfloat16 autocast), no mask
+(``--causal``: a causal mask on both paths).
 The fused path is ``need_weights=False`` (``F.scaled_dot_product_attention``); the explicit
 path is ``need_weights=True`` (scores, float32 softmax, weights @ V: what a caller asking for
 weights gets). Two levels are measured:
@@ -59,27 +60,27 @@ SCORE_TYPES = ("scaled_dot", "dot", "general", "additive")
 LEVELS = ("core", "module")
 
 
-def make_case(level: str, score_type: str, batch: int, size: int, causal: bool):
-    """(run(explicit) doing one forward + backward, whether a fused path exists)."""
+def make_case(level: str, score_type: str, batch: int, size: int, causal: bool, bf16: bool):
+    """(step(explicit) doing one forward + backward, whether a fused path exists)."""
     torch.manual_seed(0)
     module = build_attention({"type": score_type, "heads": HEADS}, D_MODEL, D_MODEL)
     grad = torch.randn(batch, size, D_MODEL)
     mask = causal_mask(size) if causal else None
     leaves = [torch.randn(batch, size, D_MODEL, requires_grad=True) for _ in range(3)]
 
-    def run_module(explicit: bool) -> None:
+    def run_module(explicit: bool) -> tuple[torch.Tensor, torch.Tensor]:
         x = leaves[0]
         context, _ = module(x, x, x, mask=mask, need_weights=explicit)
-        context.backward(grad)
+        return context, grad
 
     head_mask = expand_mask(mask, batch, size, size)
     head_grad = grad.view(batch, size, HEADS, -1).transpose(1, 2)
 
-    def run_core(explicit: bool) -> None:
+    def run_core(explicit: bool) -> tuple[torch.Tensor, torch.Tensor]:
         # [B, T, 256] -> [B, 4, T, 64], the layout the module's projections produce
         q, k, v = (x.view(batch, size, HEADS, -1).transpose(1, 2) for x in leaves)
         context, _ = module.attend(q, module.score.prepare_keys(k), v, head_mask, explicit)
-        context.backward(head_grad)
+        return context, head_grad
 
     run = run_core if level == "core" else run_module
 
@@ -87,7 +88,9 @@ def make_case(level: str, score_type: str, batch: int, size: int, causal: bool):
         module.zero_grad(set_to_none=True)
         for x in leaves:
             x.grad = None
-        run(explicit)
+        with torch.autocast(device_type="cpu", dtype=torch.bfloat16, enabled=bf16):
+            context, output_grad = run(explicit)
+        context.backward(output_grad.to(context.dtype))
 
     return step, module.fused_scale is not None
 
@@ -113,13 +116,13 @@ def _status_kib(field: str) -> int:
     raise RuntimeError(f"{field} not in /proc/self/status")
 
 
-def memory_child(config: list[str], batch: int, causal: bool) -> None:
+def memory_child(config: list[str], batch: int, causal: bool, bf16: bool) -> None:
     """Subprocess entry: print the extra peak RSS (MiB) of one forward + backward as JSON."""
     level, score_type, size, explicit = config
-    tiny, _ = make_case(level, score_type, 1, 8, causal)
+    tiny, _ = make_case(level, score_type, 1, 8, causal, bf16)
     tiny(explicit == "1")  # start thread pools and kernel caches outside the measurement
     del tiny
-    step, _ = make_case(level, score_type, batch, int(size), causal)
+    step, _ = make_case(level, score_type, batch, int(size), causal, bf16)
     try:
         baseline = _status_kib("VmRSS")
         Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
@@ -137,6 +140,7 @@ def measure_memory(args, level: str, score_type: str, size: int, explicit: bool)
     cmd = [sys.executable, __file__, "--memory-child", *config]
     cmd += ["--batch", str(args.batch), "--threads", str(args.threads)]
     cmd += ["--causal"] if args.causal else []
+    cmd += ["--bf16"] if args.bf16 else []
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536")
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
     return json.loads(out.strip().splitlines()[-1])["peak_mib"]
@@ -144,7 +148,7 @@ def measure_memory(args, level: str, score_type: str, size: int, explicit: bool)
 
 def bench_row(args, level: str, score_type: str, size: int) -> str:
     """One Markdown table row: time and memory of both paths of one configuration."""
-    step, has_fused = make_case(level, score_type, args.batch, size, args.causal)
+    step, has_fused = make_case(level, score_type, args.batch, size, args.causal, args.bf16)
     paths = [False, True] if has_fused else [True]
     times = time_paths(step, paths, args.warmup, args.repeats)
     del step
@@ -155,7 +159,7 @@ def bench_row(args, level: str, score_type: str, size: int) -> str:
     cells = [level, score_type, str(size)]
     cells += [f"{times[e] * 1e3:.1f}" if e in times else dash for e in (False, True)]
     cells += [f"{times[True] / times[False]:.2f}x" if has_fused else dash]
-    cells += [f"{memory[e]:.0f}" if e in memory else dash for e in (False, True)]
+    cells += [f"{memory[e]:.1f}" if e in memory else dash for e in (False, True)]
     ratio_ok = len(memory) == 2 and memory[False] > 0
     cells += [f"{memory[True] / memory[False]:.2f}x" if ratio_ok else dash]
     return "| " + " | ".join(cells) + " |"
@@ -176,6 +180,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--causal", action="store_true", help="pass a causal mask to both paths")
+    parser.add_argument("--bf16", action="store_true", help="run under CPU bfloat16 autocast")
     parser.add_argument("--no-memory", action="store_true", help="skip the memory subprocesses")
     parser.add_argument("--memory-child", nargs=4, help=argparse.SUPPRESS)
     return parser.parse_args()
@@ -185,11 +190,13 @@ def main() -> None:
     args = parse_args()
     torch.set_num_threads(args.threads)
     if args.memory_child:
-        memory_child(args.memory_child, args.batch, args.causal)
+        memory_child(args.memory_child, args.batch, args.causal, args.bf16)
         return
+    precision = "bf16 autocast" if args.bf16 else "float32"
+    mask = "causal" if args.causal else "none"
     print(
         f"torch {torch.__version__}, threads {args.threads}, batch {args.batch}, "
-        f"d_model {D_MODEL}, heads {HEADS}, float32, mask {'causal' if args.causal else 'none'}; "
+        f"d_model {D_MODEL}, heads {HEADS}, {precision}, mask {mask}; "
         f"forward + backward, median of {args.repeats}\n"
     )
     print("multi-head scaled_dot, fused vs explicit:\n\n" + HEADER, flush=True)

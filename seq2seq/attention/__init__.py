@@ -1,7 +1,13 @@
 """Attention: one interface for dot, scaled_dot, general and additive scores, plain or multi-head.
 
->>> attn = build_attention({"type": "additive"}, query_dim=8, key_dim=6)
->>> context, weights = attn(query, keys, values, mask=src_mask[:, None, :], need_weights=True)
+Example (query [B, Tq, 8], keys/values [B, S, 6], src_mask [B, S] bool, True = real token)::
+
+    attn = build_attention({"type": "additive"}, query_dim=8, key_dim=6)
+    context, weights = attn(query, keys, values, mask=src_mask[:, None, :], need_weights=True)
+    # context [B, Tq, 6], weights [B, 1, Tq, S]
+
+    memory = attn.memory(keys, values)  # key-side work, once per source
+    context, _ = attn(query, mask=src_mask[:, None, :], memory=memory)
 """
 
 from __future__ import annotations

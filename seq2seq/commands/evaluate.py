@@ -43,17 +43,16 @@ def add_parser(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def _aer(translator, path: str, src: list[str], ref: list[str]) -> float:
+def _read_gold(path: str, n_pairs: int) -> list[tuple[set, set]]:
+    """(sure, possible) links of every line of a gold alignment file with n_pairs lines."""
     from seq2seq.data import DataError, read_lines
-    from seq2seq.evaluation.alignment import alignment_error_rate, parse_pharaoh
+    from seq2seq.evaluation.alignment import parse_pharaoh
 
-    lines = read_lines(path) if src else []
-    if len(lines) != len(src):
-        raise DataError(f"{path} has {len(lines)} lines but --src has {len(src)}; expected one "
+    lines = read_lines(path)
+    if len(lines) != n_pairs:
+        raise DataError(f"{path} has {len(lines)} lines but --src has {n_pairs}; expected one "
                         "alignment line per sentence pair")
-    gold = [parse_pharaoh(line, where=f"{path}, line {n}") for n, line in enumerate(lines, 1)]
-    predicted = translator.align(src, ref)
-    return alignment_error_rate(predicted, [s for s, _ in gold], [p for _, p in gold])
+    return [parse_pharaoh(line, where=f"{path}, line {n}") for n, line in enumerate(lines, 1)]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -61,10 +60,14 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from seq2seq.data import read_parallel
+    from seq2seq.evaluation.alignment import alignment_error_rate
     from seq2seq.evaluation.metrics import corpus_scores
 
     src, ref = read_parallel(args.src, args.ref)
+    gold = _read_gold(args.gold_alignments, len(src)) if args.gold_alignments else None
     run_, translator = load_translator(args, alignments=False, n_best=1)
+    if gold is not None:
+        translator.check_align_options()  # before the long part
     progress = tqdm(translator.translate(src), total=len(src), unit="sent", desc="evaluate",
                     disable=not sys.stderr.isatty(), dynamic_ncols=True)
     hyps = [t.text for t in progress]
@@ -72,7 +75,10 @@ def run(args: argparse.Namespace) -> int:
         with atomic_output(args.hyp_out) as f:
             f.writelines(h + "\n" for h in hyps)
     scores = corpus_scores(hyps, ref, lowercase=args.lowercase)
-    aer = _aer(translator, args.gold_alignments, src, ref) if args.gold_alignments else None
+    aer = None
+    if gold is not None:  # alignments of the references, forced through the model
+        predicted = translator.align(src, ref)
+        aer = alignment_error_rate(predicted, [s for s, _ in gold], [p for _, p in gold])
     if args.json:
         result: dict[str, object] = {}
         for name, score in scores.items():
@@ -89,6 +95,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"{score.summary}{label}\n    {score.signature}")
     if aer is not None:
         head = "mean" if args.align_head is None else args.align_head
-        print(f"AER = {100 * aer:.2f} (gold: {args.gold_alignments}, cross-attention layer "
+        print(f"AER = {100 * aer:.2f} % (gold: {args.gold_alignments}, cross-attention layer "
               f"{args.align_layer}, head {head})")
     return 0

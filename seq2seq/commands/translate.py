@@ -99,7 +99,10 @@ def add_parser(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def load_translator(args: argparse.Namespace, *, alignments: bool = False, n_best=None):
+def load_translator(
+    args: argparse.Namespace, *, alignments: bool = False, n_best: int | None = None,
+    chunk_size: int | None = None,
+):
     """Load the run named by args.run and build its Translator from the decoding options."""
     import torch
 
@@ -114,7 +117,7 @@ def load_translator(args: argparse.Namespace, *, alignments: bool = False, n_bes
         run_, beam=args.beam, n_best=n_best, length_penalty=args.length_penalty,
         max_len_ratio=args.max_len_ratio, max_len_offset=args.max_len_offset,
         batch_size=args.batch_size, precision=args.precision, alignments=alignments,
-        align_layer=args.align_layer, align_head=args.align_head,
+        align_layer=args.align_layer, align_head=args.align_head, chunk_size=chunk_size,
     )
     return run_, translator
 
@@ -123,6 +126,8 @@ def load_translator(args: argparse.Namespace, *, alignments: bool = False, n_bes
 def atomic_output(path: str | os.PathLike[str] | None) -> Iterator[IO[str]]:
     """A text file that replaces `path` only when the block completes (stdout for None)."""
     if path is None:
+        if (sys.stdout.encoding or "").lower().replace("-", "") != "utf8":
+            sys.stdout.reconfigure(encoding="utf-8")  # e.g. under LANG=C
         yield sys.stdout
         return
     target = Path(path)
@@ -162,8 +167,9 @@ def run(args: argparse.Namespace) -> int:
     from seq2seq.data import iter_lines
     from seq2seq.evaluation.alignment import format_pharaoh
 
+    interactive = args.input is None and sys.stdin.isatty()
     _, translator = load_translator(args, alignments=args.alignments is not None,
-                                    n_best=args.n_best)
+                                    n_best=args.n_best, chunk_size=1 if interactive else None)
     n_best = args.n_best is not None and args.n_best > 1
     total = _count_lines(args.input) if args.input is not None and args.output else None
     with contextlib.ExitStack() as stack:

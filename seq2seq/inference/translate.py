@@ -31,6 +31,7 @@ from seq2seq.inference.search import (
     max_output_lengths,
 )
 from seq2seq.training.device import cpu_has_native_bf16
+from seq2seq.vocab import UNK_ID
 
 logger = logging.getLogger(__name__)
 
@@ -132,6 +133,8 @@ class Translator:
         self.precision = "fp32" if self.dtype is None else "bf16"
         self.alignments, self.align_layer, self.align_head = alignments, align_layer, align_head
         self.max_src_len = int(model.max_positions)
+        if alignments:
+            self.check_align_options()
 
     # --- public API ---------------------------------------------------------------------------
 
@@ -153,9 +156,15 @@ class Translator:
             raise TranslateError(
                 f"align: got {len(src_lines)} source but {len(tgt_lines)} target lines"
             )
+        self.check_align_options()
         src_ids = self._encode_src(src_lines, first=1)
-        tgt_ids = [ids[: self.max_src_len - 1] for ids in
-                   self.tokenizer.encode_tgt_batch(list(tgt_lines))]
+        tgt_ids = self.tokenizer.encode_tgt_batch(list(tgt_lines))
+        for n, ids in enumerate(tgt_ids):
+            if len(ids) >= self.max_src_len:  # BOS + target must fit in max_positions
+                logger.warning("target line %d: %d subword tokens, more than the model's "
+                               "maximum of %d; aligned on its first %d", n + 1, len(ids),
+                               self.max_src_len - 1, self.max_src_len - 1)
+                tgt_ids[n] = ids[: self.max_src_len - 1]
         links: list[list[Link]] = [[] for _ in src_lines]
         order = sorted(range(len(src_lines)), key=lambda i: (len(src_ids[i]), len(tgt_ids[i])))
         order = [i for i in order if src_ids[i] and tgt_ids[i]]
@@ -167,6 +176,16 @@ class Translator:
         return links
 
     # --- internals ----------------------------------------------------------------------------
+
+    def check_align_options(self) -> None:
+        """Raise TranslateError/AlignmentError for an align layer or head the model lacks."""
+        one = torch.tensor([UNK_ID], device=self.device)
+        weights = forced_attention(self.model, one, one)
+        if "cross" not in weights:
+            raise TranslateError(
+                f"the model has no cross-attention to align with (slots: {sorted(weights)})"
+            )
+        select_attention(weights["cross"], layer=self.align_layer, head=self.align_head)
 
     def _autocast(self):
         return torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype is not None)
@@ -183,8 +202,8 @@ class Translator:
 
     def _translate_chunk(self, lines: list[str], first: int) -> list[Translation]:
         src_ids = self._encode_src(lines, first)
-        empty = Translation(text="", nbest=[("", 0.0)], alignment=[] if self.alignments else None)
-        out: list[Translation] = [empty] * len(lines)
+        out = [Translation(text="", nbest=[("", 0.0)], alignment=[] if self.alignments else None)
+               for _ in lines]  # empty lines keep these
         order = sorted((i for i, ids in enumerate(src_ids) if ids), key=lambda i: len(src_ids[i]))
         for start in range(0, len(order), self.batch_size):
             batch = order[start : start + self.batch_size]
@@ -227,10 +246,6 @@ class Translator:
         tgt = collate_src(tgt_ids).to(self.device)  # right-padded with PAD_ID, no BOS/EOS
         with self._autocast():
             weights = forced_attention(self.model, src, tgt)
-        if "cross" not in weights:
-            raise TranslateError(
-                f"the model returned no cross-attention (slots: {sorted(weights)})"
-            )
         links = []
         for n, (s, t) in enumerate(zip(src_ids, tgt_ids, strict=True)):
             matrix = select_attention(weights["cross"][n].cpu(), layer=self.align_layer,

@@ -12,10 +12,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from seq2seq.vocab import BOS_ID, EOS_ID, PAD_ID, UNK_ID
+
 from .base import DecoderState, Encoded, Seq2Seq
 from .rnn import RNNSeq2Seq, build_rnn
 from .rnn_decoder import RNNState
 from .transformer import TransformerSeq2Seq, TransformerState, build_transformer
+
+_SPECIALS = max(PAD_ID, UNK_ID, BOS_ID, EOS_ID) + 1  # the smallest usable vocabulary
 
 __all__ = [
     "MODEL_BUILDERS",
@@ -45,8 +49,9 @@ def build_model(cfg: Any, src_vocab_size: int, tgt_vocab_size: int) -> Seq2Seq:
             f"{', '.join(sorted(MODEL_BUILDERS))}"
         )
     for name, size in (("src_vocab_size", src_vocab_size), ("tgt_vocab_size", tgt_vocab_size)):
-        if isinstance(size, bool) or not isinstance(size, int) or size < 4:
+        if isinstance(size, bool) or not isinstance(size, int) or size < _SPECIALS:
             raise ValueError(
-                f"build_model: {name} must be an int >= 4 (the special tokens), got {size!r}"
+                f"build_model: {name} must be an int >= {_SPECIALS} (the special tokens), "
+                f"got {size!r}"
             )
     return builder(cfg, src_vocab_size, tgt_vocab_size)

@@ -30,6 +30,7 @@ __all__ = [
     "check_tokens",
     "init_linears",
     "init_lstm",
+    "nonempty_src",
     "padding_mask",
     "stack_step_weights",
     "stack_weights",
@@ -94,6 +95,12 @@ class Seq2Seq(nn.Module, abc.ABC):
     ) -> tuple[Tensor, Any, dict[str, Tensor]]:
         """One decoder step: prev_tokens [B] (BOS first) -> logits [B, V], new state,
         {slot: [B, L, H, Tk]} for this step when asked for, else {}."""
+
+
+def nonempty_src(src: Tensor) -> Tensor:
+    """src [B, S] -> src, or [B, 1] of PAD_ID when S == 0: a batch of empty sources keeps one
+    (fully masked) position, so attention has a key axis and the LSTM can be packed."""
+    return src if src.shape[1] else src.new_full((src.shape[0], 1), PAD_ID)
 
 
 def padding_mask(src: Tensor) -> Tensor:

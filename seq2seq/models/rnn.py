@@ -15,7 +15,15 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from .base import Encoded, Seq2Seq, attention_spec, check_tokens, init_lstm, padding_mask
+from .base import (
+    Encoded,
+    Seq2Seq,
+    attention_spec,
+    check_tokens,
+    init_lstm,
+    nonempty_src,
+    padding_mask,
+)
 from .embeddings import TokenEmbedding, build_embeddings
 from .rnn_decoder import RNNDecoder, RNNState
 
@@ -119,6 +127,7 @@ class RNNSeq2Seq(Seq2Seq):
         """src [B, S] -> Encoded(states [B, S, H], src_mask [B, S], {}, final [B, 2, H])."""
         vocab = self.encoder.embedding.vocab_size
         check_tokens("src", src, 2, max_len=self.max_positions, vocab_size=vocab)
+        src = nonempty_src(src)
         src_mask = padding_mask(src)
         states, final = self.encoder(src, src_mask)
         return Encoded(states=states, src_mask=src_mask, weights={}, final=final)

@@ -23,6 +23,7 @@ from .base import (
     attention_spec,
     check_tokens,
     init_linears,
+    nonempty_src,
     padding_mask,
     stack_step_weights,
     stack_weights,
@@ -272,6 +273,7 @@ class TransformerSeq2Seq(Seq2Seq):
         """src [B, S] -> Encoded(states [B, S, D], src_mask [B, S], weights)."""
         vocab = self.src_embed.vocab_size
         check_tokens("src", src, 2, max_len=self.max_positions, vocab_size=vocab)
+        src = nonempty_src(src)
         src_mask = padding_mask(src)
         mask = src_mask.unsqueeze(1)  # [B, 1, S]: padded keys are never attended
         x, weights = self._embed(self.src_embed, src), []

@@ -150,6 +150,10 @@ def test_evaluate_equals_sacrebleu(tiny, tmp_path, monkeypatch, capsys):
     assert out.startswith("BLEU = ") and "chrF2 = " in out and "TER = " in out
     assert "nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp" in out
     assert "(lowercased)" in out and "AER" not in out
+    code, out, _ = run_cli(["evaluate", str(run_dir), "--src", str(data / "test.en"),
+                            "--ref", str(data / "test.de"), "--gold-alignments",
+                            str(data / "test.align"), "--align-head", "0"], monkeypatch, capsys)
+    assert code == 0 and "AER = " in out
 
 
 def test_evaluate_mismatched_files(tiny, tmp_path, monkeypatch, capsys):
@@ -163,3 +167,7 @@ def test_evaluate_mismatched_files(tiny, tmp_path, monkeypatch, capsys):
                             "--ref", str(data / "test.de"), "--gold-alignments", str(short)],
                            monkeypatch, capsys)
     assert code == 2 and "short.de" in err
+    code, _, err = run_cli(["evaluate", str(run_dir), "--src", str(data / "test.en"),
+                            "--ref", str(data / "test.de"), "--gold-alignments",
+                            str(data / "test.align"), "--align-layer", "5"], monkeypatch, capsys)
+    assert code == 2 and "align layer: got 5" in err

@@ -27,6 +27,8 @@ def test_unknown_arch_lists_available():
     with pytest.raises(ValueError, match=r"unknown architecture 'gru'.*rnn, transformer"):
         build_model(cfg, SRC_VOCAB, TGT_VOCAB)
     assert set(MODEL_BUILDERS) == {"rnn", "transformer"}
+    with pytest.raises(ValueError, match=r"tgt_vocab_size must be an int >= 4.*got 3"):
+        build_model(tiny_config("rnn"), SRC_VOCAB, 3)
 
 
 @pytest.mark.parametrize("arch", ["rnn", "transformer"])

@@ -114,3 +114,7 @@ def test_empty_source_gives_finite_outputs():
         assert torch.isfinite(logits).all()
         assert (weights["cross"][1] == 0).all()  # nothing to attend: zero weights
         assert logits.shape == (2, 2, TGT_VOCAB) and SRC_VOCAB > 7
+        # A batch of empty sources (zero columns) keeps one masked position.
+        logits, weights = model(src[:, :0], tgt_in, need_weights=True)
+        assert torch.isfinite(logits).all()
+        assert weights["cross"].shape[-1] == 1 and not weights["cross"].any()
