@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import resource
 import sys
 import time
@@ -81,7 +82,7 @@ def throughput(run, lines: list[str], *, beam: int, batch_size: int, precision: 
     start = time.perf_counter()
     outputs = list(translator.translate(lines))
     seconds = time.perf_counter() - start
-    tokens = sum(len(run.tokenizer.encode_tgt(t.text)) + 1 for t in outputs)
+    tokens = sum(len(t.tokens) + 1 for t in outputs)  # + EOS (or the step cut at max_len)
     return {
         "search": "greedy" if beam == 1 else f"beam {beam}", "batch_size": batch_size,
         "sentences": len(lines), "seconds": seconds, "sent_per_s": len(lines) / seconds,
@@ -122,10 +123,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print JSON lines only")
     args = parser.parse_args(argv)
 
+    # over-long lines are truncated (and warned about) at every repetition: warn once here
+    logging.getLogger("seq2seq.inference.translate").setLevel(logging.ERROR)
     threads = configure_threads(args.threads)
     run = load_run(args.run, device="cpu")
     path = find_test_file(args.data, run.config.data.src_lang)
     lines = [line for line in read_lines(path) if line.strip()][: args.max_sentences]
+    too_long = sum(len(ids) > run.model.max_positions
+                   for ids in run.tokenizer.encode_src_batch(lines))
+    if too_long:
+        print(f"note: {too_long} sentences longer than max_positions are truncated",
+              file=sys.stderr)
     if not args.json:
         print(f"{args.run}: {run.config.model.arch}, {path} ({len(lines)} sentences), "
               f"{threads} threads, precision {args.precision}")

@@ -84,6 +84,8 @@ def greedy_search(
     src: [N, S] source ids padded with PAD_ID. max_len: output limit in tokens (int or [N]),
     capped by `model.max_positions`. Returns one Hypothesis per sentence, in input order.
     """
+    if src.size(0) == 0:
+        return []
     with _decoding(model):
         n = src.size(0)
         limit = _limits(model, src, max_len)
@@ -132,6 +134,8 @@ def beam_search(
         raise ValueError(f"beam: got {beam}, expected an integer >= 1")
     if not 1 <= n_best <= beam:
         raise ValueError(f"n_best: got {n_best}, expected 1 <= n_best <= beam ({beam})")
+    if src.size(0) == 0:
+        return []
     with _decoding(model):
         n, dev, alpha = src.size(0), src.device, length_penalty
         limit = _limits(model, src, max_len)

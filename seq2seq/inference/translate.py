@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -59,11 +59,13 @@ class Translation:
     nbest: up to n_best (text, score) pairs, best first; score is the length-normalised
         log-probability (the plain log-probability under greedy decoding).
     alignment: (source word, target word) links of the best hypothesis when asked for.
+    tokens: target token ids of the best hypothesis (no BOS/EOS).
     """
 
     text: str
     nbest: list[tuple[str, float]]
     alignment: list[Link] | None = None
+    tokens: list[int] = field(default_factory=list)
 
 
 def resolve_precision(name: str, device: torch.device) -> torch.dtype | None:
@@ -225,7 +227,8 @@ class Translator:
         results = self._search(collate_src(src_ids).to(self.device))
         translations = [
             Translation(text=self.tokenizer.decode_tgt(hyps[0].tokens),
-                        nbest=[(self.tokenizer.decode_tgt(h.tokens), h.score) for h in hyps])
+                        nbest=[(self.tokenizer.decode_tgt(h.tokens), h.score) for h in hyps],
+                        tokens=hyps[0].tokens)
             for hyps in results
         ]
         if self.alignments:

@@ -124,3 +124,12 @@ def test_bf16_autocast_search_runs(model):
     with torch.autocast("cpu", dtype=torch.bfloat16):
         hyps = beam_search(model, src, beam=2, max_len=5)
     assert all(torch.isfinite(torch.tensor(h[0].log_prob)) for h in hyps)
+
+
+def test_empty_and_one_token_sources(model):
+    # an all-padding row (empty source) and a one-token source in the same batch
+    src = torch.tensor([[PAD_ID, PAD_ID], [7, PAD_ID], [5, 9]])
+    for hyps in beam_search(model, src, beam=2, n_best=2, max_len=4):
+        assert all(torch.isfinite(torch.tensor(h.score)) for h in hyps)
+        assert all(len(h.tokens) <= 4 for h in hyps)
+    assert len(greedy_search(model, src, max_len=4)) == 3

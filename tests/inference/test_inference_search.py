@@ -208,6 +208,13 @@ def test_max_output_lengths():
     assert max_output_lengths(src, ratio=0.0, offset=0).tolist() == [1, 1, 1]
 
 
+def test_empty_batch(toy_model):
+    model = toy_model(hand_table())
+    empty = torch.zeros(0, 3, dtype=torch.long)
+    assert greedy_search(model, empty, max_len=5) == []
+    assert beam_search(model, empty, beam=3, max_len=5) == []
+
+
 def test_bad_arguments(toy_model):
     model = toy_model(hand_table())
     src = torch.tensor([[4]])

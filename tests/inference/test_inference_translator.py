@@ -63,6 +63,7 @@ def test_order_kept_and_equal_to_one_sentence_search(toy_model, beam, caplog):
             expected = [[greedy_search(model, src, max_len=limit)[0]]]
         else:
             expected = beam_search(model, src, beam=3, n_best=3, max_len=limit)
+        assert result.tokens == expected[0][0].tokens
         assert result.text == tok.decode_tgt(expected[0][0].tokens)
         assert [t for t, _ in result.nbest] == [tok.decode_tgt(h.tokens) for h in expected[0]]
         assert [s for _, s in result.nbest] == pytest.approx([h.score for h in expected[0]])
