@@ -13,7 +13,8 @@ penalty, maximum output length, batch size) come from the run's config, section 
 With --n-best K (K <= beam) every sentence gives up to K lines in the Moses n-best format
     SENTENCE ||| HYPOTHESIS ||| SCORE
 where SENTENCE is the 0-based input line number and SCORE the length-normalised
-log-probability, best first.
+log-probability (GNMT penalty; the plain log-probability with --beam 1), best first. An empty
+input line gives one line with an empty hypothesis and score 0.
 
 --alignments FILE writes one line per sentence in Pharaoh format, "i-j" linking source word i
 to target word j of the (best) translation, 0-based, words = whitespace-separated tokens. Links
@@ -107,10 +108,10 @@ def load_translator(
     import torch
 
     from seq2seq.checkpoint import load_run
-    from seq2seq.inference.translate import build_translator
+    from seq2seq.inference.translate import TranslateError, build_translator
 
     if args.device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda: torch sees no CUDA device; use --device auto or cpu")
+        raise TranslateError("--device cuda: torch sees no CUDA device; use --device auto or cpu")
     device = "cuda" if args.device != "cpu" and torch.cuda.is_available() else "cpu"
     run_ = load_run(args.run, device=device)
     translator = build_translator(
@@ -170,7 +171,7 @@ def run(args: argparse.Namespace) -> int:
     interactive = args.input is None and sys.stdin.isatty()
     _, translator = load_translator(args, alignments=args.alignments is not None,
                                     n_best=args.n_best, chunk_size=1 if interactive else None)
-    n_best = args.n_best is not None and args.n_best > 1
+    n_best = args.n_best is not None  # the n-best format, even for --n-best 1
     total = _count_lines(args.input) if args.input is not None and args.output else None
     with contextlib.ExitStack() as stack:
         source = stack.enter_context(_open_input(args.input))

@@ -123,7 +123,7 @@ class Translator:
             raise TranslateError(f"batch size: got {batch_size}, expected an integer >= 1")
         if max_len_ratio <= 0 or max_len_offset < 0:
             raise TranslateError(f"max length: got ratio {max_len_ratio} and offset "
-                             f"{max_len_offset}, expected ratio > 0 and offset >= 0")
+                                 f"{max_len_offset}, expected ratio > 0 and offset >= 0")
         self.model, self.tokenizer = model.eval(), tokenizer
         self.beam, self.n_best, self.length_penalty = beam, n_best, length_penalty
         self.max_len_ratio, self.max_len_offset = max_len_ratio, max_len_offset
@@ -177,8 +177,6 @@ class Translator:
                 links[i] = result
         return links
 
-    # --- internals ----------------------------------------------------------------------------
-
     def check_align_options(self) -> None:
         """Raise TranslateError/AlignmentError for an align layer or head the model lacks."""
         one = torch.tensor([UNK_ID], device=self.device)
@@ -188,6 +186,8 @@ class Translator:
                 f"the model has no cross-attention to align with (slots: {sorted(weights)})"
             )
         select_attention(weights["cross"], layer=self.align_layer, head=self.align_head)
+
+    # --- internals ----------------------------------------------------------------------------
 
     def _autocast(self):
         return torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype is not None)

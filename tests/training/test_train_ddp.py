@@ -24,7 +24,7 @@ def test_two_processes_match_one_with_the_same_global_batch(
 ) -> None:
     cfg = tiny_config_dict(tiny_corpus)
     cfg["model"]["dropout"] = 0.0
-    cfg["train"].update(SETTINGS, batch_tokens=150)           # per process
+    cfg["train"].update(SETTINGS, batch_tokens=160)           # per process
     config = tmp_path / "ddp.yaml"
     config.write_text(yaml.safe_dump(cfg), encoding="utf-8")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -37,19 +37,36 @@ def test_two_processes_match_one_with_the_same_global_batch(
     single = tmp_path / "single"
     overrides = [f"train.{k}={v}" for k, v in SETTINGS.items()]
     train(tiny_config(tiny_corpus, overrides=[*overrides, "model.dropout=0.0",
-                                              "train.batch_tokens=300"]), single)
+                                              "train.batch_tokens=320"]), single)
+    _check_same_global_batches(tiny_corpus, single)
     a, b = load_checkpoint(tmp_path / "ddp" / "last.pt"), load_checkpoint(single / "last.pt")
     assert a["step"] == b["step"] == 4
     assert a["rng"]["world_size"] == 2 and len(a["rng"]["ranks"]) == 2
-    changed = 0
     for name, tensor in b["model"].items():
+        if name.endswith("k_proj.bias"):
+            # Softmax ignores a bias shared by all keys: the exact gradient is 0, the computed
+            # one is rounding noise that Adam normalises to full-size steps, so it cannot agree.
+            continue
         torch.testing.assert_close(a["model"][name], tensor, rtol=1e-5, atol=1e-5, msg=name)
-        init = load_checkpoint(single / "last.pt")["model"][name]
-        changed += int(not torch.equal(init, tensor))
-    assert changed > 0
     lines = lambda run: [  # noqa: E731
         r for r in map(yaml.safe_load, (run / "metrics.jsonl").read_text().splitlines())
         if r["split"] == "train"]
     for x, y in zip(lines(tmp_path / "ddp"), lines(single), strict=True):
         assert x["loss"] == pytest.approx(y["loss"], rel=1e-5)
     assert not list((tmp_path / "ddp").glob("*.tmp*"))
+
+
+def _check_same_global_batches(corpus: Path, run_dir: Path) -> None:
+    """The premise: 2 x 160 tokens and 1 x 320 tokens cut this corpus into the same batches."""
+    from seq2seq.data import TokenBatchSampler, Tokenizer, read_parallel
+    from seq2seq.data.batching import encode_corpus, pair_lengths
+
+    src, tgt = read_parallel(corpus / "train.en", corpus / "train.de")
+    pairs, _ = encode_corpus(Tokenizer.load(run_dir), src, tgt, 60)
+    src_lengths, tgt_lengths = pair_lengths(pairs)
+    one, two = (
+        TokenBatchSampler(src_lengths=src_lengths, tgt_lengths=tgt_lengths, batch_tokens=tokens,
+                          seed=1, world_size=world).global_batches(0)
+        for tokens, world in ((320, 1), (160, 2))
+    )
+    assert one == two
