@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from seq2seq import __version__
 
 #: Module names under ``seq2seq.commands``, in the order ``seq2seq --help`` lists them.
-COMMANDS: list[str] = ["train", "translate", "evaluate", "plot"]
+COMMANDS: list[str] = ["train", "translate", "evaluate", "plot", "compare", "average"]
 
 #: Errors caused by the user's input (files, paths): reported as one line, not a traceback.
 _USER_OS_ERRORS = (

@@ -14,8 +14,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +72,7 @@ class Session:
     valid: ValidSet
     metrics: MetricsLog
     state: TrainState
+    started: float = field(default_factory=time.perf_counter)   # "elapsed" counts from here
 
 
 @dataclass
@@ -104,6 +106,7 @@ def train(
     max_seconds = parse_duration(cfg.train.max_time) if cfg.train.max_time else None
     corpora = read_corpora(cfg.data)          # bad data fails here, before anything is written
     device = resolve_device(cfg.train.device, info.local_rank)
+    threads = torch.get_num_threads()
     if device.type == "cpu":
         configure_threads(cfg.train.threads, info.local_world_size)
     owns_group = distributed.init_process_group(info, device)
@@ -116,6 +119,7 @@ def train(
             session = build_session(cfg, run_dir, info, device, corpora, resume=resume)
             return fit(session, max_seconds)
     finally:
+        torch.set_num_threads(threads)
         if owns_group:
             distributed.shutdown()
 
@@ -335,7 +339,8 @@ def validate_and_save(s: Session) -> bool:
     if s.info.is_main:
         record = validate(distributed.unwrap(s.model), s.valid, s.tokenizer, cfg=s.cfg,
                           precision=s.precision, device=s.device)
-        record = {"step": s.state.step, "split": "valid", **record}
+        record = {"step": s.state.step, "split": "valid",
+                  "elapsed": time.perf_counter() - s.started, **record}
         s.metrics.append(record)
         improved, stop = checkpointing.update_best(s, record)
         checkpointing.save(s, rng_states, best=improved)

@@ -78,15 +78,15 @@ def test_kill_during_saves_never_leaves_a_broken_checkpoint(tmp_path: Path) -> N
 
 
 def test_load_errors(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="missing.pt does not exist"):
+    with pytest.raises(FileNotFoundError, match=r"missing\.pt does not exist"):
         load_checkpoint(tmp_path / "missing.pt")
     broken = tmp_path / "broken.pt"
     save_checkpoint(_ckpt(1.0, size=1000), broken)
     broken.write_bytes(broken.read_bytes()[:500])
-    with pytest.raises(CheckpointError, match="broken.pt cannot be read"):
+    with pytest.raises(CheckpointError, match=r"broken\.pt cannot be read"):
         load_checkpoint(broken)
     (tmp_path / "text.pt").write_text("hello")
-    with pytest.raises(CheckpointError, match="text.pt cannot be read"):
+    with pytest.raises(CheckpointError, match=r"text\.pt cannot be read"):
         load_checkpoint(tmp_path / "text.pt")
     torch.save({"model": {}}, tmp_path / "foreign.pt")
     with pytest.raises(CheckpointError, match="not a seq2seq checkpoint"):
@@ -133,7 +133,7 @@ def test_load_run_from_dir_and_file(tiny_run: Path) -> None:
 
 
 def test_load_run_errors(tmp_path: Path, tiny_run: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="holds no best.pt or last.pt"):
+    with pytest.raises(FileNotFoundError, match=r"holds no best\.pt or last\.pt"):
         load_run(tmp_path)
     with pytest.raises(FileNotFoundError, match="nowhere does not exist"):
         load_run(tmp_path / "nowhere")

@@ -1,4 +1,4 @@
-"""Two CPU processes under torchrun (Gloo) give the result of one process with their global batch."""
+"""Two CPU processes under torchrun (Gloo) equal one process with the same global batch."""
 
 from __future__ import annotations
 

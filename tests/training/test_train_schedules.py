@@ -72,6 +72,6 @@ def test_plateau_on_loss_prefers_lower_values() -> None:
 
 
 def test_unknown_schedule() -> None:
-    with pytest.raises(ValueError, match="train.schedule: unknown schedule 'cosine'"):
+    with pytest.raises(ValueError, match=r"train\.schedule: unknown schedule 'cosine'"):
         build_schedule(_optimizer(), _cfg(schedule="cosine"))
     assert math.isclose(noam_factor(0, 4), 0.25)   # step 0 is treated as step 1

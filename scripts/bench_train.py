@@ -1,0 +1,152 @@
+"""Steady-state training speed of a config: what `seq2seq train` would do, without validation.
+
+    python scripts/bench_train.py configs/multi30k/transformer.yaml --steps 100 --warmup 20
+    python scripts/bench_train.py configs/demo.yaml --set train.precision=fp32 --json
+
+Prints target tokens/s, sentences/s, the padding fraction of the batches, peak resident memory
+and the model FLOPs utilisation (MFU): the FLOPs of one training step (forward + backward,
+counted by torch.utils.flop_counter.FlopCounterMode on a real step) per second, over the
+matrix-multiply rate this machine reaches in the precision used (measured here with
+torch.matmul on 1024 x 1024 matrices). The subword model is trained in a temporary directory
+unless --tokenizer points to a run directory that has one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from seq2seq.config import load_config
+from seq2seq.data import Tokenizer
+from seq2seq.models import build_model
+from seq2seq.training.corpus import make_sampler, read_corpora, train_tokenizer, training_pairs
+from seq2seq.training.device import configure_threads, resolve_device
+from seq2seq.training.distributed import DistInfo
+from seq2seq.training.precision import Precision, resolve_precision
+from seq2seq.training.rundir import MetricsLog
+from seq2seq.training.schedules import build_schedule
+from seq2seq.training.state import TrainState, seed_everything
+from seq2seq.training.trainer import Session, build_optimizer, train_update, update_batches
+
+logger = logging.getLogger("bench_train")
+
+
+def matmul_rate(precision: Precision, device: torch.device, n: int = 1024,
+                seconds: float = 1.0) -> float:
+    """FLOP/s of ``n x n`` matrix products in the autocast dtype (float32 for fp32)."""
+    a = torch.randn(n, n, device=device, dtype=precision.dtype)
+    b = torch.randn(n, n, device=device, dtype=precision.dtype)
+    for _ in range(3):
+        torch.matmul(a, b)
+    count, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        torch.matmul(a, b)
+        count += 1
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return 2 * n**3 * count / (time.perf_counter() - start)
+
+
+def build(cfg, tokenizer_dir: str | None, tmp: Path) -> Session:
+    """A training session on the config's data (no run directory, no validation)."""
+    device = resolve_device(cfg.train.device)
+    if device.type == "cpu":
+        configure_threads(cfg.train.threads)
+    corpora = read_corpora(cfg.data)
+    tokenizer = Tokenizer.load(tokenizer_dir) if tokenizer_dir else train_tokenizer(cfg, corpora)
+    pairs = training_pairs(cfg, corpora, tokenizer)
+    seed_everything(cfg.train.seed)
+    model = build_model(cfg.model, tokenizer.src_vocab_size, tokenizer.tgt_vocab_size).to(device)
+    optimizer = build_optimizer(model, cfg)
+    precision = resolve_precision(cfg.train.precision, device)
+    return Session(
+        cfg=cfg, run_dir=tmp, info=DistInfo(), device=device, precision=precision,
+        tokenizer=tokenizer, model=model, optimizer=optimizer,
+        schedule=build_schedule(optimizer, cfg.train), scaler=precision.grad_scaler(),
+        sampler=make_sampler(cfg, pairs, DistInfo()), pairs=pairs, valid=None,
+        metrics=MetricsLog(None), state=TrainState(),
+    )
+
+
+def measure(s: Session, steps: int, warmup: int) -> dict[str, float]:
+    batches = update_batches(s)
+    for _ in range(warmup):
+        train_update(s, next(batches))
+        s.state.step += 1
+    with FlopCounterMode(display=False) as counter:
+        step_batches = next(batches)
+        train_update(s, step_batches)
+    flops_per_token = counter.get_total_flops() / sum(b.tgt_tokens for b in step_batches)
+    tokens = sentences = flops = 0.0
+    padding: list[float] = []
+    start = time.perf_counter()
+    for _ in range(steps):
+        group = next(batches)
+        train_update(s, group)
+        s.state.step += 1
+        tokens += sum(b.tgt_tokens for b in group)
+        sentences += sum(b.size for b in group)
+        padding += [b.padding for b in group]
+    if s.device.type == "cuda":
+        torch.cuda.synchronize()
+    elapsed = time.perf_counter() - start
+    flops = flops_per_token * tokens
+    peak = matmul_rate(s.precision, s.device)
+    return {
+        "steps": steps,
+        "seconds": elapsed,
+        "tgt_tokens_per_s": tokens / elapsed,
+        "sentences_per_s": sentences / elapsed,
+        "padding": sum(padding) / len(padding),
+        "model_gflops_per_s": flops / elapsed / 1e9,
+        "matmul_gflops_per_s": peak / 1e9,
+        "mfu": flops / elapsed / peak,
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "parameters": sum(p.numel() for p in s.model.parameters()),
+        "precision": s.precision.name,
+        "threads": torch.get_num_threads(),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("config")
+    parser.add_argument("--steps", type=int, default=50, help="timed optimizer steps")
+    parser.add_argument("--warmup", type=int, default=10, help="untimed steps first")
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="KEY=VALUE", help="config override (repeatable)")
+    parser.add_argument("--tokenizer", metavar="RUN_DIR", help="reuse this run's subword model")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    cfg = load_config(args.config, args.overrides)
+    with tempfile.TemporaryDirectory(prefix="bench-train-") as tmp:
+        result = measure(build(cfg, args.tokenizer, Path(tmp)), args.steps, args.warmup)
+    result["config"] = args.config
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print(f"{args.config}: {result['parameters']:,} parameters, {result['precision']}, "
+          f"{result['threads']} thread(s), {result['steps']} steps in {result['seconds']:.1f} s")
+    print(f"  target tokens/s   {result['tgt_tokens_per_s']:10,.0f}")
+    print(f"  sentences/s       {result['sentences_per_s']:10,.1f}")
+    print(f"  padding           {100 * result['padding']:10.1f} %")
+    print(f"  peak memory       {result['peak_rss_mib']:10,.0f} MiB (resident)")
+    print(f"  model FLOP/s      {result['model_gflops_per_s']:10,.1f} G "
+          f"(matmul rate {result['matmul_gflops_per_s']:,.1f} G in {result['precision']})")
+    print(f"  MFU               {100 * result['mfu']:10.1f} %")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

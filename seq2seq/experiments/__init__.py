@@ -1,0 +1,13 @@
+"""Experiments over several configs: ``seq2seq compare`` (train, evaluate, report)."""
+
+from seq2seq.experiments.compare import Comparison, run_comparison
+from seq2seq.experiments.variants import CompareError, Variant, describe_model, plan_variants
+
+__all__ = [
+    "CompareError",
+    "Comparison",
+    "Variant",
+    "describe_model",
+    "plan_variants",
+    "run_comparison",
+]
