@@ -113,6 +113,9 @@ def test_results_json_and_figures(compared: Path) -> None:
         assert [p["seconds"] for p in curve] == [r["elapsed"] for r in valid]
         assert 0 < curve[0]["seconds"] < curve[1]["seconds"] < variant["train_wall_seconds"]
         assert (run_dir / "compare_result.json").is_file()
+        (segment,) = variant["segments"]
+        assert segment["max_time"] == "5m" and not segment["resumed"]
+        assert segment["exit_code"] == 0 and segment["start_step"] == 0
     import matplotlib.image
 
     for name in ("bleu_vs_time.png", "alignments.png"):
@@ -152,10 +155,11 @@ def test_interrupted_variant_is_resumed_with_the_budget_left(workspace: Path) ->
     (segment,) = read_segments(run_dir)
     assert segment["resumed"] and segment["start_step"] == 2 and segment["exit_code"] == 0
     assert load_checkpoint(run_dir / "last.pt")["step"] == 4
-    assert segment["max_time"].endswith("s") and float(segment["max_time"][:-1]) < 300
     records = _records(run_dir)
     valid = [r for r in records if r["split"] == "valid"]
     assert [r["step"] for r in valid] == [2, 4]
+    assert segment["max_time"].endswith("s")
+    assert float(segment["max_time"][:-1]) == pytest.approx(300 - valid[0]["elapsed"], abs=1e-3)
     curve = json.loads((out / "results.json").read_text())["variants"][0]["valid_curve"]
     # the resumed process's clock starts again at 0: the time before the resume is added
     assert curve[1]["seconds"] == pytest.approx(valid[0]["elapsed"] + valid[1]["elapsed"])
@@ -184,6 +188,10 @@ def test_bad_arguments_are_refused_before_training(workspace: Path, tmp_path: Pa
     cfg = yaml.safe_load(copy.read_text())
     del cfg["data"]["test"]
     no_test.write_text(yaml.safe_dump(cfg))
+    no_data = tmp_path / "no_data.yaml"
+    cfg = yaml.safe_load(copy.read_text())
+    cfg["data"]["valid"]["tgt"] = str(tmp_path / "missing.de")
+    no_data.write_text(yaml.safe_dump(cfg))
     out = ["--out", str(tmp_path / "out")]
     cases = [
         ([str(tmp_path / "nope.yaml"), "--max-time", "1m"], "nope.yaml"),
@@ -193,6 +201,7 @@ def test_bad_arguments_are_refused_before_training(workspace: Path, tmp_path: Pa
         ([config, "--max-time", "1m", "--set", "train.max_time=2m"], "--max-time"),
         ([config, "--max-time", "1m", "--set", "model.atention.cross.type=dot"], "atention"),
         ([str(no_test), "--max-time", "1m"], "data.test is not set"),
+        ([config, str(no_data), "--max-time", "1m"], "data.valid.tgt file"),
     ]
     for args, words in cases:
         assert main(["compare", *args, *out]) == 2, args
@@ -206,3 +215,14 @@ def test_bleu_plot_rejects_ragged_curves(tmp_path: Path) -> None:
         plot_bleu_vs_time({"a": ([1.0, 2.0], [3.0])}, tmp_path / "x.png")
     with pytest.raises(PlotError, match="suffix"):
         plot_bleu_vs_time({"a": ([1.0], [3.0])}, tmp_path / "x.txt")
+
+
+def test_describe_model_names_arch_style_and_slots(workspace: Path) -> None:
+    from seq2seq.experiments import describe_model
+
+    cfg = load_config(workspace / "tiny_lstm.yaml", [
+        "model.rnn.style=luong", "model.attention.cross.type=general"])
+    assert describe_model(cfg.model) == "rnn (luong, input feeding): cross general"
+    cfg = load_config(workspace / "tiny_tf.yaml", ["model.attention.cross={type: additive}"])
+    assert describe_model(cfg.model) == ("transformer: enc-self scaled_dot/2h, "
+                                         "dec-self scaled_dot/2h, cross additive")

@@ -27,7 +27,8 @@ How the columns are measured:
   before the budget when its config's `train.max_steps` or `train.max_epochs` comes first (see
   `stop_reason` in results.json).
 - **tgt tok/s**: median over the `train` lines of the run's `metrics.jsonl` of target tokens
-  per second (each line averages the updates since the line before).
+  per second (each line averages the updates since the line before; the few lines whose
+  interval holds a validation are slower, which the median ignores).
 - **valid BLEU (best)**: the best greedy BLEU of the validations during training (sacrebleu,
   cased, on the first `train.valid_max_sentences` validation sentences).
 - **test BLEU / chrF**: sacrebleu on the detokenized translations of the test set (`data.test`)

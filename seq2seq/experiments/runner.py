@@ -105,6 +105,7 @@ def train_variant(variant: Variant, budget: float) -> None:
     if is_trained(run_dir):
         return
     overrides, mode, start_step = list(variant.overrides), None, 0
+    max_time = variant.config.train.max_time      # the budget of this segment
     if (run_dir / "last.pt").is_file():
         start_step = int(load_checkpoint(run_dir / "last.pt").get("step", 0))
         left = budget - _seconds_used(run_dir, start_step)
@@ -113,16 +114,21 @@ def train_variant(variant: Variant, budget: float) -> None:
             logger.info("%s: the time budget was used up before the interruption", variant.name)
             _append_segment(run_dir, _segment(mode, start_step, "0s", 0, 0.0, {}))
             return
-        overrides.append(f"train.max_time={left:.1f}s")
+        max_time = f"{left:.3f}s"
+        overrides.append(f"train.max_time={max_time}")
         logger.info("%s: resuming from step %d with %.0f s of the budget left",
                     variant.name, start_step, left)
     elif run_entries(run_dir):
         mode = "--overwrite"    # stopped before its first checkpoint: nothing to resume
         logger.info("%s: restarting (the interrupted run wrote no checkpoint)", variant.name)
-    code, wall, stats = _run_train_process(variant, overrides, mode)
-    max_time = variant.config.train.max_time
-    if mode == "--resume":
-        max_time = overrides[-1].split("=", 1)[1]
+    started = time.perf_counter()
+    try:
+        code, stats = _run_train_process(variant, overrides, mode)
+    except KeyboardInterrupt:   # the next comparison resumes it; its time still counts
+        _append_segment(run_dir, _segment(mode, start_step, max_time, 130,
+                                          time.perf_counter() - started, {}))
+        raise
+    wall = time.perf_counter() - started
     _append_segment(run_dir, _segment(mode, start_step, max_time, code, wall, stats))
     if code != 0:
         raise CompareError(
@@ -144,8 +150,8 @@ def _segment(mode: str | None, start_step: int, max_time: str | None, code: int,
 
 def _run_train_process(
     variant: Variant, overrides: Sequence[str], mode: str | None
-) -> tuple[int, float, dict[str, Any]]:
-    """Runs ``seq2seq train`` for ``variant`` in a new process: (exit code, seconds, stats)."""
+) -> tuple[int, dict[str, Any]]:
+    """Runs ``seq2seq train`` for ``variant`` in a new process: (exit code, measured stats)."""
     run_dir = variant.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
     stats_path = run_dir / _STATS
@@ -160,11 +166,9 @@ def _run_train_process(
     package_root = str(Path(seq2seq.__file__).resolve().parents[1])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
     logger.info("training %s: %s", variant.name, " ".join(command[1:]))
-    started = time.perf_counter()
     code = subprocess.run(command, env=env, check=False).returncode
-    wall = time.perf_counter() - started
     stats: dict[str, Any] = {}
     if stats_path.is_file():
         stats = json.loads(stats_path.read_text(encoding="utf-8"))
         stats_path.unlink()
-    return code, wall, stats
+    return code, stats

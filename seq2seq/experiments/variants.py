@@ -69,17 +69,31 @@ def plan_variants(
             raise CompareError(
                 f"{path}: data.test is not set; compare evaluates every variant on its test set"
             )
+        _check_data_files(cfg, path)
         variants.append(Variant(name=name, config_path=path, config=cfg,
                                 overrides=full_overrides,
                                 run_dir=Path(out_dir) / "runs" / name))
     return variants
 
 
+def _check_data_files(cfg: Config, path: Path) -> None:
+    """Every corpus file exists: a missing one fails now, not after the variants before it."""
+    for split in ("train", "valid", "test"):
+        corpus = getattr(cfg.data, split)
+        for side in ("src", "tgt"):
+            name = getattr(corpus, side)
+            if not Path(name).is_file():
+                raise CompareError(f"{path}: data.{split}.{side} file {name} does not exist")
+
+
 def describe_model(model: ModelConfig) -> str:
     """``"rnn (bahdanau): cross additive"`` or ``"transformer: enc-self scaled_dot/4h, ..."``."""
     slots = model.attention
     if model.arch == "rnn":
-        return f"rnn ({model.rnn.style}): cross {_slot(slots.cross)}"
+        style = model.rnn.style
+        if style == "luong" and model.rnn.input_feeding:
+            style += ", input feeding"
+        return f"rnn ({style}): cross {_slot(slots.cross)}"
     return (f"{model.arch}: enc-self {_slot(slots.encoder_self)}, "
             f"dec-self {_slot(slots.decoder_self)}, cross {_slot(slots.cross)}")
 

@@ -201,18 +201,17 @@ def fit(s: Session, max_seconds: float | None) -> TrainResult:
         for batches in update_batches(s) if reason is None else ():
             stats = train_update(s, batches)
             window.add(stats, len(batches))
-            if stats.skipped:
-                continue
-            s.state.step += 1
-            progress.update(step=s.state.step, loss=window.loss, lr=stats.lr,
-                            tok_per_s=window.tgt_tokens / window.seconds)
-            if s.state.step % t.log_every == 0:
-                log_train(s, window, progress.eta(s.state.step))
-                window = Window()
-            if s.state.step % t.validate_every == 0 and validate_and_save(s):
-                reason = f"early stopping: valid {t.early_stopping_metric} did not improve " \
-                         f"in {t.patience} validations"
-                break
+            if not stats.skipped:
+                s.state.step += 1
+                progress.update(step=s.state.step, loss=window.loss, lr=stats.lr,
+                                tok_per_s=window.tgt_tokens / window.seconds)
+                if s.state.step % t.log_every == 0:
+                    log_train(s, window, progress.eta(s.state.step))
+                    window = Window()
+                if s.state.step % t.validate_every == 0 and validate_and_save(s):
+                    reason = (f"early stopping: valid {t.early_stopping_metric} did not "
+                              f"improve in {t.patience} validations")
+                    break
             reason = limit_reached(s, progress.elapsed, max_seconds)
             if reason:
                 break
