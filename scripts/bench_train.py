@@ -34,14 +34,16 @@ from seq2seq.training.distributed import DistInfo
 from seq2seq.training.precision import Precision, resolve_precision
 from seq2seq.training.rundir import MetricsLog
 from seq2seq.training.schedules import build_schedule
+from seq2seq.training.session import Session, build_optimizer
 from seq2seq.training.state import TrainState, seed_everything
-from seq2seq.training.trainer import Session, build_optimizer, train_update, update_batches
+from seq2seq.training.trainer import train_update, update_batches
 
 logger = logging.getLogger("bench_train")
 
 
-def matmul_rate(precision: Precision, device: torch.device, n: int = 1024,
-                seconds: float = 0.5, trials: int = 3) -> float:
+def matmul_rate(
+    precision: Precision, device: torch.device, n: int = 1024, seconds: float = 0.5, trials: int = 3
+) -> float:
     """FLOP/s of ``n x n`` matrix products in the autocast dtype (float32 for fp32): the best
     of a few timed trials, so that a busy moment does not lower the reference."""
     a = torch.randn(n, n, device=device, dtype=precision.dtype)
@@ -73,11 +75,21 @@ def build(cfg, tokenizer_dir: str | None, tmp: Path) -> Session:
     optimizer = build_optimizer(model, cfg)
     precision = resolve_precision(cfg.train.precision, device)
     return Session(
-        cfg=cfg, run_dir=tmp, info=DistInfo(), device=device, precision=precision,
-        tokenizer=tokenizer, model=model, optimizer=optimizer,
-        schedule=build_schedule(optimizer, cfg.train), scaler=precision.grad_scaler(),
-        sampler=make_sampler(cfg, pairs, DistInfo()), pairs=pairs, valid=None,
-        metrics=MetricsLog(None), state=TrainState(),
+        cfg=cfg,
+        run_dir=tmp,
+        info=DistInfo(),
+        device=device,
+        precision=precision,
+        tokenizer=tokenizer,
+        model=model,
+        optimizer=optimizer,
+        schedule=build_schedule(optimizer, cfg.train),
+        scaler=precision.grad_scaler(),
+        sampler=make_sampler(cfg, pairs, DistInfo()),
+        pairs=pairs,
+        valid=None,
+        metrics=MetricsLog(None),
+        state=TrainState(),
     )
 
 
@@ -122,13 +134,20 @@ def measure(s: Session, steps: int, warmup: int) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("config")
     parser.add_argument("--steps", type=int, default=50, help="timed optimizer steps")
     parser.add_argument("--warmup", type=int, default=10, help="untimed steps first")
-    parser.add_argument("--set", dest="overrides", action="append", default=[],
-                        metavar="KEY=VALUE", help="config override (repeatable)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="config override (repeatable)",
+    )
     parser.add_argument("--tokenizer", metavar="RUN_DIR", help="reuse this run's subword model")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
@@ -140,14 +159,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(result))
         return 0
-    print(f"{args.config}: {result['parameters']:,} parameters, {result['precision']}, "
-          f"{result['threads']} thread(s), {result['steps']} steps in {result['seconds']:.1f} s")
+    print(
+        f"{args.config}: {result['parameters']:,} parameters, {result['precision']}, "
+        f"{result['threads']} thread(s), {result['steps']} steps in {result['seconds']:.1f} s"
+    )
     print(f"  target tokens/s   {result['tgt_tokens_per_s']:10,.0f}")
     print(f"  sentences/s       {result['sentences_per_s']:10,.1f}")
     print(f"  padding           {100 * result['padding']:10.1f} %")
     print(f"  peak memory       {result['peak_rss_mib']:10,.0f} MiB (resident)")
-    print(f"  model FLOP/s      {result['model_gflops_per_s']:10,.1f} G "
-          f"(matmul rate {result['matmul_gflops_per_s']:,.1f} G in {result['precision']})")
+    print(
+        f"  model FLOP/s      {result['model_gflops_per_s']:10,.1f} G "
+        f"(matmul rate {result['matmul_gflops_per_s']:,.1f} G in {result['precision']})"
+    )
     print(f"  MFU               {100 * result['mfu']:10.1f} %")
     return 0
 

@@ -32,9 +32,9 @@ class CheckpointError(ValueError):
 class Run(NamedTuple):
     """A trained model ready for inference."""
 
-    config: Any            # seq2seq.config.Config
-    tokenizer: Any         # seq2seq.data.Tokenizer
-    model: nn.Module       # seq2seq.models.Seq2Seq, in eval mode on the requested device
+    config: Any  # seq2seq.config.Config
+    tokenizer: Any  # seq2seq.data.Tokenizer
+    model: nn.Module  # seq2seq.models.Seq2Seq, in eval mode on the requested device
     checkpoint_path: Path
 
 
@@ -78,7 +78,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     try:
         obj = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:   # the unpickler fails in many ways on damaged or foreign files
+    except Exception as e:  # the unpickler fails in many ways on damaged or foreign files
         raise CheckpointError(
             f"checkpoint {path} cannot be read (corrupt, truncated or not a torch file): {e}"
         ) from e
@@ -126,8 +126,9 @@ def load_run(path: str | os.PathLike, device: str | torch.device = "cpu") -> Run
     try:
         config = config_from_dict(state["config"], source=f"{checkpoint_path} (stored config)")
     except ConfigError as e:
-        raise CheckpointError(f"checkpoint {checkpoint_path} holds a config this version "
-                              f"cannot read: {e}") from e
+        raise CheckpointError(
+            f"checkpoint {checkpoint_path} holds a config this version cannot read: {e}"
+        ) from e
     tokenizer = Tokenizer.load(checkpoint_path.parent)
     model = build_model(config.model, tokenizer.src_vocab_size, tokenizer.tgt_vocab_size)
     try:

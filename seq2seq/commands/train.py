@@ -32,12 +32,19 @@ def add_parser(subparsers) -> None:
     p.add_argument("--run-dir", metavar="DIR", help="output directory (default runs/<config stem>)")
     add_config_args(p)
     mode = p.add_mutually_exclusive_group()
-    mode.add_argument("--resume", action="store_true",
-                      help="continue the run in the run directory from its last.pt")
-    mode.add_argument("--overwrite", action="store_true",
-                      help="replace a run already in the run directory")
-    p.add_argument("--quiet", action="store_true",
-                   help="no progress bar; log lines only (for non-interactive logs)")
+    mode.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in the run directory from its last.pt",
+    )
+    mode.add_argument(
+        "--overwrite", action="store_true", help="replace a run already in the run directory"
+    )
+    p.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no progress bar; log lines only (for non-interactive logs)",
+    )
     p.set_defaults(func=run)
 
 
@@ -56,6 +63,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"seq2seq train: error: {e}", file=sys.stderr)
         return 1
     best = "-" if result.best_bleu is None else f"{result.best_bleu:.2f}"
-    print(f"{result.run_dir}: stopped at step {result.step} ({result.stop_reason}); "
-          f"best valid BLEU {best}")
+    print(
+        f"{result.run_dir}: stopped at step {result.step} ({result.stop_reason}); "
+        f"best valid BLEU {best}"
+    )
     return 0

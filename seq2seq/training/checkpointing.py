@@ -22,7 +22,7 @@ from seq2seq.training.state import restore_rng, seed_everything
 
 if TYPE_CHECKING:
     from seq2seq.config import Config
-    from seq2seq.training.trainer import Session
+    from seq2seq.training.session import Session
 
 logger = logging.getLogger(__name__)
 
@@ -50,8 +50,13 @@ def checkpoint_dict(s: Session, rng_states: list[dict[str, Any]]) -> dict[str, A
         "epoch": s.sampler.epoch,
         "sampler": s.sampler.state_dict(),
         "rng": {"world_size": s.info.world_size, "ranks": rng_states},
-        "best": {"bleu": st.best_bleu, "step": st.best_step, "metric": st.best_metric,
-                 "bad_validations": st.bad_validations, "validated_step": st.validated_step},
+        "best": {
+            "bleu": st.best_bleu,
+            "step": st.best_step,
+            "metric": st.best_metric,
+            "bad_validations": st.bad_validations,
+            "validated_step": st.validated_step,
+        },
     }
 
 
@@ -86,11 +91,19 @@ def restore(s: Session, path: Path) -> None:
     if rng["world_size"] == s.info.world_size:
         restore_rng(rng["ranks"][s.info.rank])
     else:
-        logger.warning("resuming with %d process(es) instead of %d: random streams reseeded",
-                       s.info.world_size, rng["world_size"])
+        logger.warning(
+            "resuming with %d process(es) instead of %d: random streams reseeded",
+            s.info.world_size,
+            rng["world_size"],
+        )
         seed_everything(s.cfg.train.seed + s.state.step + 1000 * s.info.rank)
-    logger.info("resumed from %s at step %d (epoch %d, batch %d)", path, s.state.step,
-                s.sampler.epoch, s.sampler.position)
+    logger.info(
+        "resumed from %s at step %d (epoch %d, batch %d)",
+        path,
+        s.state.step,
+        s.sampler.epoch,
+        s.sampler.position,
+    )
 
 
 def update_best(s: Session, record: dict[str, Any]) -> tuple[bool, bool]:

@@ -26,7 +26,7 @@ class Corpora:
     train_tgt: list[str]
     valid_src: list[str]
     valid_tgt: list[str]
-    valid_gold: list[Any] | None     # gold word alignments of the validation pairs, or None
+    valid_gold: list[Any] | None  # gold word alignments of the validation pairs, or None
     gold_path: Path | None
 
 
@@ -62,17 +62,21 @@ def read_corpora(data_cfg: Any) -> Corpora:
 def train_tokenizer(cfg: Any, corpora: Corpora) -> Tokenizer:
     """Trains the subword model(s) on the training text, in memory (``save`` writes them)."""
     with tempfile.TemporaryDirectory(prefix="seq2seq-spm-") as tmp:
-        return Tokenizer.train(cfg.data.tokenizer, corpora.train_src, corpora.train_tgt, tmp,
-                               seed=cfg.train.seed)
+        return Tokenizer.train(
+            cfg.data.tokenizer, corpora.train_src, corpora.train_tgt, tmp, seed=cfg.train.seed
+        )
 
 
 def training_pairs(cfg: Any, corpora: Corpora, tokenizer: Tokenizer) -> list[Pair]:
     """Encoded training pairs without those longer than ``data.max_len`` (counted in the log)."""
-    pairs, dropped = encode_corpus(tokenizer, corpora.train_src, corpora.train_tgt,
-                                   cfg.data.max_len)
+    pairs, dropped = encode_corpus(
+        tokenizer, corpora.train_src, corpora.train_tgt, cfg.data.max_len
+    )
     logger.info(
         "training pairs: kept %d, dropped %d (longer than data.max_len=%d or empty source)",
-        len(pairs), dropped, cfg.data.max_len,
+        len(pairs),
+        dropped,
+        cfg.data.max_len,
     )
     if not pairs:
         raise DataError(
@@ -86,26 +90,34 @@ def make_sampler(cfg: Any, pairs: list[Pair], info: DistInfo) -> TokenBatchSampl
     """The token-budget sampler of this process (its shard of every global batch)."""
     src_lengths, tgt_lengths = pair_lengths(pairs)
     sampler = TokenBatchSampler(
-        src_lengths=src_lengths, tgt_lengths=tgt_lengths, batch_tokens=cfg.train.batch_tokens,
-        seed=cfg.train.seed, shuffle=True, rank=info.rank, world_size=info.world_size,
+        src_lengths=src_lengths,
+        tgt_lengths=tgt_lengths,
+        batch_tokens=cfg.train.batch_tokens,
+        seed=cfg.train.seed,
+        shuffle=True,
+        rank=info.rank,
+        world_size=info.world_size,
     )
     logger.info(
         "batches: %d per epoch per process, %d target tokens each at most, padding %.1f%%",
-        len(sampler), cfg.train.batch_tokens, 100 * sampler.padding_fraction(),
+        len(sampler),
+        cfg.train.batch_tokens,
+        100 * sampler.padding_fraction(),
     )
     return sampler
 
 
 def validation_set(cfg: Any, corpora: Corpora, tokenizer: Tokenizer) -> ValidSet:
     """The encoded validation set; sides longer than the model accepts are truncated."""
-    limit = cfg.model.max_positions - 1   # room for EOS (target) and within the model's range
+    limit = cfg.model.max_positions - 1  # room for EOS (target) and within the model's range
     src_ids = tokenizer.encode_src_batch(corpora.valid_src)
     tgt_ids = tokenizer.encode_tgt_batch(corpora.valid_tgt)
     long = sum(len(s) > limit or len(t) > limit for s, t in zip(src_ids, tgt_ids, strict=True))
     if long:
-        logger.warning("%d validation pairs truncated to model.max_positions - 1 = %d tokens",
-                       long, limit)
-    src_ids = [s[:limit] or [UNK_ID] for s in src_ids]   # an empty source still gets a token
+        logger.warning(
+            "%d validation pairs truncated to model.max_positions - 1 = %d tokens", long, limit
+        )
+    src_ids = [s[:limit] or [UNK_ID] for s in src_ids]  # an empty source still gets a token
     tgt_ids = [t[:limit] for t in tgt_ids]
     lengths = [max(len(s), len(t) + 1) for s, t in zip(src_ids, tgt_ids, strict=True)]
     return ValidSet(
@@ -116,4 +128,3 @@ def validation_set(cfg: Any, corpora: Corpora, tokenizer: Tokenizer) -> ValidSet
         gold=corpora.valid_gold,
         batches=make_batches(lengths, max(cfg.train.batch_tokens, max(lengths))),
     )
-

@@ -24,8 +24,7 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
         raise ValueError(f"train.device: got {name!r}, expected one of {', '.join(DEVICES)}")
     if name == "cuda" and not torch.cuda.is_available():
         raise ValueError(
-            "train.device: 'cuda' was asked for but torch sees no CUDA device; "
-            "use 'auto' or 'cpu'"
+            "train.device: 'cuda' was asked for but torch sees no CUDA device; use 'auto' or 'cpu'"
         )
     if name == "cpu" or not torch.cuda.is_available():
         return torch.device("cpu")

@@ -35,13 +35,13 @@ def label_smoothed_cross_entropy(
             f"logits {tuple(logits.shape)} and target {tuple(target.shape)} disagree: "
             "expected logits [B, T, V] and target [B, T]"
         )
-    keep = target != ignore_index                       # [B, T]
-    scores = logits[keep].float()                       # [N, V]: padding never reaches softmax
-    log_probs = torch.log_softmax(scores, dim=-1)       # [N, V]
-    nll = -log_probs.gather(-1, target[keep].unsqueeze(-1)).squeeze(-1)   # [N]
+    keep = target != ignore_index  # [B, T]
+    scores = logits[keep].float()  # [N, V]: padding never reaches softmax
+    log_probs = torch.log_softmax(scores, dim=-1)  # [N, V]
+    nll = -log_probs.gather(-1, target[keep].unsqueeze(-1)).squeeze(-1)  # [N]
     if smoothing == 0.0:
         loss = nll.sum()
     else:
-        uniform = -log_probs.mean(dim=-1)               # [N]: cross entropy against 1/V
+        uniform = -log_probs.mean(dim=-1)  # [N]: cross entropy against 1/V
         loss = ((1.0 - smoothing) * nll + smoothing * uniform).sum()
     return loss, int(keep.sum())

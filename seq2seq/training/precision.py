@@ -23,9 +23,9 @@ _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 class Precision:
     """A resolved precision: its name, the autocast dtype and whether a gradient scaler runs."""
 
-    name: str                 # "fp32" | "bf16" | "fp16"
+    name: str  # "fp32" | "bf16" | "fp16"
     dtype: torch.dtype
-    device_type: str          # "cpu" | "cuda"
+    device_type: str  # "cpu" | "cuda"
 
     @property
     def uses_scaler(self) -> bool:
@@ -45,9 +45,7 @@ class Precision:
 def resolve_precision(name: str, device: torch.device) -> Precision:
     """The precision for ``train.precision`` on ``device``."""
     if name not in PRECISIONS:
-        raise ValueError(
-            f"train.precision: got {name!r}, expected one of {', '.join(PRECISIONS)}"
-        )
+        raise ValueError(f"train.precision: got {name!r}, expected one of {', '.join(PRECISIONS)}")
     if name == "auto":
         name = _auto_precision(device)
     if name == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():

@@ -50,8 +50,8 @@ class Window:
     batches: int = 0
     updates: int = 0
     skipped: int = 0
-    lr: float = 0.0              # of the latest update
-    grad_norm: float = 0.0       # of the latest update
+    lr: float = 0.0  # of the latest update
+    grad_norm: float = 0.0  # of the latest update
     started: float = field(default_factory=time.perf_counter)
 
     def add(self, stats: Any, n_batches: int) -> None:
@@ -98,8 +98,12 @@ class Progress:
         if enabled:
             self._stack.enter_context(logging_redirect_tqdm())
             self.bar = tqdm(
-                total=max_steps, initial=start_step, unit="step", dynamic_ncols=True,
-                smoothing=0.1, leave=True,
+                total=max_steps,
+                initial=start_step,
+                unit="step",
+                dynamic_ncols=True,
+                smoothing=0.1,
+                leave=True,
             )
 
     @property
@@ -107,8 +111,13 @@ class Progress:
         return time.perf_counter() - self.started
 
     def eta(self, step: int) -> float | None:
-        return time_left(step=step, start_step=self.start_step, elapsed=self.elapsed,
-                         max_steps=self.max_steps, max_seconds=self.max_seconds)
+        return time_left(
+            step=step,
+            start_step=self.start_step,
+            elapsed=self.elapsed,
+            max_steps=self.max_steps,
+            max_seconds=self.max_seconds,
+        )
 
     def update(self, *, step: int, loss: float, lr: float, tok_per_s: float) -> None:
         if self.bar is None:

@@ -105,9 +105,7 @@ def config_differences(new: Mapping[str, Any], old: Mapping[str, Any], section: 
 
 def check_resume_config(new: Mapping[str, Any], old: Mapping[str, Any], path: Path) -> None:
     """Refuses to resume when the model or tokenizer settings changed since the checkpoint."""
-    lines = config_differences(new, old, "model") + config_differences(
-        new, old, "data.tokenizer"
-    )
+    lines = config_differences(new, old, "model") + config_differences(new, old, "data.tokenizer")
     if lines:
         raise RunDirError(
             f"--resume: the config differs from the one in {path} in settings a resumed run "

@@ -15,12 +15,12 @@ import torch
 class TrainState:
     """Counters and early-stopping bookkeeping saved in every checkpoint."""
 
-    step: int = 0                      # optimizer updates done
-    best_bleu: float | None = None     # best validation BLEU so far (best.pt)
+    step: int = 0  # optimizer updates done
+    best_bleu: float | None = None  # best validation BLEU so far (best.pt)
     best_step: int | None = None
-    best_metric: float | None = None   # best value of train.early_stopping_metric
-    bad_validations: int = 0           # validations in a row without progress on it
-    validated_step: int = -1           # step of the latest validation
+    best_metric: float | None = None  # best value of train.early_stopping_metric
+    bad_validations: int = 0  # validations in a row without progress on it
+    validated_step: int = -1  # step of the latest validation
 
     def state_dict(self) -> dict[str, Any]:
         return asdict(self)

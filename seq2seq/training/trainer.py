@@ -1,8 +1,8 @@
 """The training loop behind ``seq2seq train``.
 
-Reading order: :func:`train` checks the data and the run directory before anything is written,
-:func:`build_session` assembles tokenizer, data, model and optimizer (restoring them on
-``--resume``), :func:`fit` runs the loop: :func:`train_update` per optimizer step,
+Reading order: :func:`train` checks the data and the run directory before anything is written
+and assembles a :class:`~seq2seq.training.session.Session` (tokenizer, data, model, optimizer;
+restored on ``--resume``), then :func:`fit` runs the loop: :func:`train_update` per optimizer step,
 :func:`log_train` every ``train.log_every`` steps and :func:`validate_and_save` every
 ``train.validate_every`` steps, until ``max_steps``, ``max_epochs``, ``max_time`` or early
 stopping ends it. Under ``torchrun`` every process runs this code on its shard of each global
@@ -16,63 +16,31 @@ import logging
 import math
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from seq2seq.config import Config, parse_duration, save_config
-from seq2seq.data import Batch, TokenBatchSampler, Tokenizer, collate
-from seq2seq.data.batching import Pair
-from seq2seq.models import build_model
+from seq2seq.config import Config, parse_duration
+from seq2seq.data import Batch, collate
 from seq2seq.training import checkpointing, distributed
-from seq2seq.training.corpus import (
-    Corpora,
-    make_sampler,
-    read_corpora,
-    train_tokenizer,
-    training_pairs,
-    validation_set,
-)
+from seq2seq.training.corpus import read_corpora
 from seq2seq.training.device import configure_threads, resolve_device
 from seq2seq.training.distributed import DistInfo
 from seq2seq.training.loss import label_smoothed_cross_entropy
-from seq2seq.training.precision import Precision, resolve_precision
 from seq2seq.training.progress import Progress, Window, format_duration
-from seq2seq.training.rundir import MetricsLog, clear_run_dir, log_to_file
-from seq2seq.training.schedules import LRSchedule, build_schedule
-from seq2seq.training.state import TrainState, capture_rng, seed_everything
-from seq2seq.training.validation import ValidSet, save_plots, validate
+from seq2seq.training.rundir import log_to_file
+from seq2seq.training.session import Session, build_session, start_run_dir
+from seq2seq.training.state import capture_rng
+from seq2seq.training.validation import save_plots, validate
 
 logger = logging.getLogger(__name__)
 
 
 class TrainingError(RuntimeError):
     """Training cannot go on (a non-finite loss outside fp16 loss scaling)."""
-
-
-@dataclass
-class Session:
-    """Everything the loop works with."""
-
-    cfg: Config
-    run_dir: Path
-    info: DistInfo
-    device: torch.device
-    precision: Precision
-    tokenizer: Tokenizer
-    model: nn.Module                     # wrapped in DistributedDataParallel under torchrun
-    optimizer: torch.optim.Optimizer
-    schedule: LRSchedule
-    scaler: torch.amp.GradScaler
-    sampler: TokenBatchSampler
-    pairs: list[Pair]
-    valid: ValidSet
-    metrics: MetricsLog
-    state: TrainState
-    started: float = field(default_factory=time.perf_counter)   # "elapsed" counts from here
 
 
 @dataclass
@@ -104,7 +72,7 @@ def train(
     run_dir = Path(run_dir)
     info = distributed.detect()
     max_seconds = parse_duration(cfg.train.max_time) if cfg.train.max_time else None
-    corpora = read_corpora(cfg.data)          # bad data fails here, before anything is written
+    corpora = read_corpora(cfg.data)  # bad data fails here, before anything is written
     device = resolve_device(cfg.train.device, info.local_rank)
     threads = torch.get_num_threads()
     if device.type == "cpu":
@@ -124,77 +92,15 @@ def train(
             distributed.shutdown()
 
 
-def start_run_dir(
-    cfg: Config, run_dir: Path, corpora: Corpora, *, resume: bool, overwrite: bool
-) -> None:
-    """Checks the run directory and trains the subword model, then writes config and model(s).
-
-    Any error comes before the first write, so a refused run changes nothing on disk.
-    """
-    checkpointing.check_start(cfg, run_dir, resume=resume, overwrite=overwrite)
-    tokenizer = None if resume else train_tokenizer(cfg, corpora)
-    if overwrite:
-        clear_run_dir(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, run_dir / "config.yaml")
-    if tokenizer is not None:
-        tokenizer.save(run_dir)
-
-
-def build_session(
-    cfg: Config, run_dir: Path, info: DistInfo, device: torch.device, corpora: Corpora,
-    *, resume: bool,
-) -> Session:
-    """Tokenizer, encoded data, model, optimizer and schedule; restored from last.pt on resume."""
-    precision = resolve_precision(cfg.train.precision, device)
-    tokenizer = Tokenizer.load(run_dir)
-    logger.info(
-        "data: %d training pairs (%s), %d validation pairs%s; subword vocabularies %d/%d%s",
-        len(corpora.train_src), cfg.data.train.src, len(corpora.valid_src),
-        f", gold alignments {corpora.gold_path}" if corpora.gold_path else "",
-        tokenizer.src_vocab_size, tokenizer.tgt_vocab_size, " (reused)" if resume else "",
-    )
-    pairs = training_pairs(cfg, corpora, tokenizer)
-    seed_everything(cfg.train.seed)
-    model = build_model(cfg.model, tokenizer.src_vocab_size, tokenizer.tgt_vocab_size).to(device)
-    optimizer = build_optimizer(model, cfg)
-    session = Session(
-        cfg=cfg, run_dir=run_dir, info=info, device=device, precision=precision,
-        tokenizer=tokenizer, model=model, optimizer=optimizer,
-        schedule=build_schedule(optimizer, cfg.train), scaler=precision.grad_scaler(),
-        sampler=make_sampler(cfg, pairs, info), pairs=pairs,
-        valid=validation_set(cfg, corpora, tokenizer),
-        metrics=MetricsLog(run_dir / "metrics.jsonl" if info.is_main else None),
-        state=TrainState(),
-    )
-    if resume:
-        checkpointing.restore(session, run_dir / "last.pt")
-    elif info.enabled:
-        seed_everything(cfg.train.seed + 1000 * info.rank)   # distinct dropout per process
-    session.model = distributed.wrap_model(model, info, device)
-    n_params = sum(p.numel() for p in model.parameters())
-    logger.info(
-        "model: %s, %s parameters; device %s, precision %s, %d thread(s), %d process(es)",
-        cfg.model.arch, f"{n_params:,}", device, precision.name, torch.get_num_threads(),
-        info.world_size,
-    )
-    return session
-
-
-def build_optimizer(model: nn.Module, cfg: Config) -> torch.optim.Optimizer:
-    """Adam or AdamW (Kingma & Ba, arXiv:1412.6980; Loshchilov & Hutter, arXiv:1711.05101)."""
-    t = cfg.train
-    optimizer_class = torch.optim.AdamW if t.optimizer == "adamw" else torch.optim.Adam
-    return optimizer_class(
-        model.parameters(), lr=t.lr, betas=(t.betas[0], t.betas[1]), weight_decay=t.weight_decay
-    )
-
-
 def fit(s: Session, max_seconds: float | None) -> TrainResult:
     """The loop: updates, log lines, validations and checkpoints until a limit is reached."""
     t = s.cfg.train
-    progress = Progress(start_step=s.state.step, max_steps=t.max_steps, max_seconds=max_seconds,
-                        enabled=s.info.is_main and not t.quiet)
+    progress = Progress(
+        start_step=s.state.step,
+        max_steps=t.max_steps,
+        max_seconds=max_seconds,
+        enabled=s.info.is_main and not t.quiet,
+    )
     window = Window()
     reason = limit_reached(s, progress.elapsed, max_seconds)
     try:
@@ -203,15 +109,25 @@ def fit(s: Session, max_seconds: float | None) -> TrainResult:
             window.add(stats, len(batches))
             if not stats.skipped:
                 s.state.step += 1
-                progress.update(step=s.state.step, loss=window.loss, lr=stats.lr,
-                                tok_per_s=window.tgt_tokens / window.seconds)
+                progress.update(
+                    step=s.state.step,
+                    loss=window.loss,
+                    lr=stats.lr,
+                    tok_per_s=window.tgt_tokens / window.seconds,
+                )
                 if s.state.step % t.log_every == 0:
                     log_train(s, window, progress.eta(s.state.step))
                     window = Window()
-                if s.state.step % t.validate_every == 0 and validate_and_save(s):
-                    reason = (f"early stopping: valid {t.early_stopping_metric} did not "
-                              f"improve in {t.patience} validations")
-                    break
+                if s.state.step % t.validate_every == 0:
+                    started = time.perf_counter()
+                    stop = validate_and_save(s)
+                    window.started += time.perf_counter() - started  # tok/s: training time only
+                    if stop:
+                        reason = (
+                            f"early stopping: valid {t.early_stopping_metric} did not "
+                            f"improve in {t.patience} validations"
+                        )
+                        break
             reason = limit_reached(s, progress.elapsed, max_seconds)
             if reason:
                 break
@@ -221,12 +137,22 @@ def fit(s: Session, max_seconds: float | None) -> TrainResult:
         progress.close()
     if s.state.step > 0 and s.state.validated_step != s.state.step:
         validate_and_save(s)
-    logger.info("stopped at step %d (%s) after %s; best valid BLEU %s at step %s",
-                s.state.step, reason, format_duration(progress.elapsed),
-                _fmt(s.state.best_bleu), s.state.best_step)
+    logger.info(
+        "stopped at step %d (%s) after %s; best valid BLEU %s at step %s",
+        s.state.step,
+        reason,
+        format_duration(progress.elapsed),
+        _fmt(s.state.best_bleu),
+        s.state.best_step,
+    )
     last_valid = next((r for r in reversed(s.metrics.records) if r["split"] == "valid"), None)
-    return TrainResult(run_dir=s.run_dir, step=s.state.step, stop_reason=reason,
-                       best_bleu=s.state.best_bleu, last_valid=last_valid)
+    return TrainResult(
+        run_dir=s.run_dir,
+        step=s.state.step,
+        stop_reason=reason,
+        best_bleu=s.state.best_bleu,
+        last_valid=last_valid,
+    )
 
 
 def update_batches(s: Session) -> Iterator[list[Batch]]:
@@ -234,7 +160,7 @@ def update_batches(s: Session) -> Iterator[list[Batch]]:
     t = s.cfg.train
     while t.max_epochs is None or s.sampler.epoch < t.max_epochs:
         group: list[Batch] = []
-        for indices in s.sampler:           # continues mid-epoch after a resume
+        for indices in s.sampler:  # continues mid-epoch after a resume
             group.append(to_device(collate([s.pairs[i] for i in indices]), s.device))
             if len(group) == t.accum_steps:
                 yield group
@@ -284,14 +210,24 @@ def train_update(s: Session, batches: list[Batch]) -> StepStats:
     if finite:
         s.scaler.step(s.optimizer)
         s.scaler.update()
-    else:   # fp16 overflow: skip the update and lower the loss scale
+    else:  # fp16 overflow: skip the update and lower the loss scale
         scale = s.scaler.get_scale() * s.scaler.get_backoff_factor()
         s.scaler.update(scale)
-        logger.warning("step %d: non-finite loss under fp16 loss scaling; update skipped, "
-                       "loss scale now %g", s.state.step + 1, scale)
+        logger.warning(
+            "step %d: non-finite loss under fp16 loss scaling; update skipped, loss scale now %g",
+            s.state.step + 1,
+            scale,
+        )
     padding = sum(b.padding for b in batches) / len(batches)
-    return StepStats(loss_sum=total, tgt_tokens=tokens, sentences=sentences, padding=padding,
-                     lr=lr, grad_norm=grad_norm, skipped=not finite)
+    return StepStats(
+        loss_sum=total,
+        tgt_tokens=tokens,
+        sentences=sentences,
+        padding=padding,
+        lr=lr,
+        grad_norm=grad_norm,
+        skipped=not finite,
+    )
 
 
 def limit_reached(s: Session, elapsed: float, max_seconds: float | None) -> str | None:
@@ -302,7 +238,7 @@ def limit_reached(s: Session, elapsed: float, max_seconds: float | None) -> str 
     if max_seconds is None:
         return None
     time_up = elapsed >= max_seconds
-    if s.info.enabled:   # every process must stop at the same step
+    if s.info.enabled:  # every process must stop at the same step
         time_up = distributed.all_reduce_sum([float(time_up)], s.info)[0] > 0
     return f"max_time={t.max_time} reached" if time_up else None
 
@@ -325,7 +261,11 @@ def log_train(s: Session, window: Window, eta: float | None) -> None:
         s.metrics.append(record)
     logger.info(
         "step %d | loss %.4f | lr %.3g | %.0f tgt tok/s | padding %.1f%% | left %s%s",
-        s.state.step, window.loss, window.lr, record["tgt_tok_per_s"], 100 * window.padding,
+        s.state.step,
+        window.loss,
+        window.lr,
+        record["tgt_tok_per_s"],
+        100 * window.padding,
         "?" if eta is None else format_duration(eta),
         f" | {window.skipped} skipped" if window.skipped else "",
     )
@@ -336,22 +276,42 @@ def validate_and_save(s: Session) -> bool:
     rng_states = distributed.gather_objects(capture_rng(), s.info)
     decision = None
     if s.info.is_main:
-        record = validate(distributed.unwrap(s.model), s.valid, s.tokenizer, cfg=s.cfg,
-                          precision=s.precision, device=s.device)
-        record = {"step": s.state.step, "split": "valid",
-                  "elapsed": time.perf_counter() - s.started, **record}
+        record = validate(
+            distributed.unwrap(s.model),
+            s.valid,
+            s.tokenizer,
+            cfg=s.cfg,
+            precision=s.precision,
+            device=s.device,
+        )
+        record = {
+            "step": s.state.step,
+            "split": "valid",
+            "elapsed": time.perf_counter() - s.started,
+            **record,
+        }
         s.metrics.append(record)
         improved, stop = checkpointing.update_best(s, record)
         checkpointing.save(s, rng_states, best=improved)
         refresh_plots(s)
         logger.info(
-            "valid step %d | loss %.4f | ppl %.2f | BLEU %.2f%s%s", s.state.step,
-            record["loss"], record["ppl"], record["bleu"], " (best)" if improved else "",
-            "".join(f" | {k} {record[k]:.3f}" for k in ("entropy", "eos_weight", "aer")
-                    if record.get(k) is not None),
+            "valid step %d | loss %.4f | ppl %.2f | BLEU %.2f%s%s",
+            s.state.step,
+            record["loss"],
+            record["ppl"],
+            record["bleu"],
+            " (best)" if improved else "",
+            "".join(
+                f" | {k} {record[k]:.3f}"
+                for k in ("entropy", "eos_weight", "aer")
+                if record.get(k) is not None
+            ),
         )
-        decision = {"stop": stop, "state": s.state.state_dict(),
-                    "schedule": s.schedule.state_dict()}
+        decision = {
+            "stop": stop,
+            "state": s.state.state_dict(),
+            "schedule": s.schedule.state_dict(),
+        }
     decision = distributed.broadcast_object(decision, s.info)
     s.state.load_state_dict(decision["state"])
     s.schedule.load_state_dict(decision["schedule"])
@@ -361,9 +321,15 @@ def validate_and_save(s: Session) -> bool:
 def refresh_plots(s: Session) -> None:
     """Training curves and alignment heatmaps; a failing plot is reported, not fatal."""
     try:
-        save_plots(distributed.unwrap(s.model), s.tokenizer, s.valid, run_dir=s.run_dir,
-                   step=s.state.step, records=s.metrics.records,
-                   num_alignment_plots=s.cfg.train.num_alignment_plots)
+        save_plots(
+            distributed.unwrap(s.model),
+            s.tokenizer,
+            s.valid,
+            run_dir=s.run_dir,
+            step=s.state.step,
+            records=s.metrics.records,
+            num_alignment_plots=s.cfg.train.num_alignment_plots,
+        )
     except Exception:
         logger.exception("step %d: could not write the plots; training goes on", s.state.step)
 

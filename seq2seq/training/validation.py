@@ -7,8 +7,9 @@ Diagnostics of the cross-attention, from teacher-forced passes over the referenc
   at a single source token; ``log(S)`` means uniform attention.
 - ``eos_weight``: mean weight on the last source position, the end of the sentence (sources
   carry no ``</s>`` token here); attention that has collapsed onto one column usually lands there.
-- ``aer``: alignment error rate of word alignments read off the attention, when gold
-  alignments for the validation set exist (see :mod:`seq2seq.training.corpus`).
+- ``aer``: alignment error rate of the word alignments read off the last layer's attention
+  (as ``seq2seq evaluate --gold-alignments`` does), when gold alignments for the validation
+  set exist beside it (``valid.align``, see :mod:`seq2seq.training.corpus`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,13 @@ from torch import Tensor, nn
 
 from seq2seq.data import collate
 from seq2seq.data.batching import collate_src
+from seq2seq.evaluation.alignment import (
+    alignment_error_rate,
+    attention_alignment,
+    pieces_to_words,
+    select_attention,
+)
+from seq2seq.evaluation.metrics import corpus_bleu
 from seq2seq.inference import greedy_search
 from seq2seq.inference.search import max_output_lengths
 from seq2seq.training.loss import label_smoothed_cross_entropy
@@ -41,8 +49,8 @@ class ValidSet:
     tgt_ids: list[list[int]]
     src_text: list[str]
     refs: list[str]
-    gold: list[Any] | None           # gold word alignments per pair, or None
-    batches: list[list[int]]         # index lists of length-sorted teacher-forcing batches
+    gold: list[Any] | None  # gold word alignments per pair, or None
+    batches: list[list[int]]  # index lists of length-sorted teacher-forcing batches
 
 
 def make_batches(lengths: list[int], max_tokens: int) -> list[list[int]]:
@@ -73,10 +81,10 @@ def cross_attention_stats(
         ``(entropy_sum, end_weight_sum, rows)`` over all layers, heads and real target rows.
     """
     w = weights.float()
-    entropy = -torch.xlogy(w, w).sum(-1)                          # [B, L, H, T]
-    last = (src != PAD_ID).sum(-1).clamp(min=1) - 1               # [B]
-    index = last.view(-1, 1, 1, 1, 1).expand(*w.shape[:-1], 1)    # [B, L, H, T, 1]
-    end_weight = w.gather(-1, index).squeeze(-1)                   # [B, L, H, T]
+    entropy = -torch.xlogy(w, w).sum(-1)  # [B, L, H, T]
+    last = (src != PAD_ID).sum(-1).clamp(min=1) - 1  # [B]
+    index = last.view(-1, 1, 1, 1, 1).expand(*w.shape[:-1], 1)  # [B, L, H, T, 1]
+    end_weight = w.gather(-1, index).squeeze(-1)  # [B, L, H, T]
     rows = (tgt_out != PAD_ID)[:, None, None, :].expand_as(entropy)
     return float(entropy[rows].sum()), float(end_weight[rows].sum()), int(rows.sum())
 
@@ -130,8 +138,9 @@ def translate_greedy(
     for start in range(0, len(order), batch_size):
         chunk = order[start : start + batch_size]
         src = collate_src([src_ids[i] for i in chunk]).to(device)
-        limit = max_output_lengths(src, ratio=max_len_ratio, offset=max_len_offset,
-                                   max_positions=model.max_positions)
+        limit = max_output_lengths(
+            src, ratio=max_len_ratio, offset=max_len_offset, max_positions=model.max_positions
+        )
         with precision.autocast():
             hyps = greedy_search(model, src, max_len=limit)
         for i, hyp in zip(chunk, hyps, strict=True):
@@ -139,53 +148,17 @@ def translate_greedy(
     return out
 
 
-def attention_word_alignment(
-    weights: Tensor, src_pieces: list[str], tgt_pieces: list[str], piece_word_ids: Any
-) -> set[tuple[int, int]]:
-    """Word links ``(src_word, tgt_word)`` read off a subword attention matrix.
-
-    weights: ``[T, S]`` attention of the target pieces over the source pieces. A target word's
-    row is the mean of its pieces' rows, a source word's weight the sum over its pieces; each
-    target word is linked to the source word it attends to most.
-    """
-    src_words = torch.tensor(piece_word_ids(src_pieces))          # [S]
-    tgt_words = torch.tensor(piece_word_ids(tgt_pieces))          # [T]
-    n_src, n_tgt = int(src_words.max()) + 1, int(tgt_words.max()) + 1
-    by_src = torch.zeros(weights.size(0), n_src).index_add_(1, src_words, weights)   # [T, Ws]
-    by_word = torch.zeros(n_tgt, n_src).index_add_(0, tgt_words, by_src)            # [Wt, Ws]
-    best = by_word.argmax(dim=1)                                                    # [Wt]
-    return {(int(best[j]), j) for j in range(n_tgt)}
-
-
-def alignment_error_rate(counts: tuple[int, int, int, int]) -> float:
-    """AER = 1 - (|A & S| + |A & P|) / (|A| + |S|) (Och & Ney 2003) from summed counts
-    ``(|A & S|, |A & P|, |A|, |S|)``."""
-    a_s, a_p, a, sure = counts
-    return 1.0 - (a_s + a_p) / (a + sure) if a + sure else 0.0
-
-
 def attention_aer(valid: ValidSet, tokenizer: Any, cross: dict[int, Tensor]) -> float:
-    """Corpus AER of cross-attention alignments (mean over layers and heads) against the gold."""
-    a_s = a_p = a = sure_total = 0
-    for i, weights in cross.items():
-        sure, possible = valid.gold[i]
-        matrix = weights.mean(dim=(0, 1))[:-1]                     # [T, S] without the EOS row
-        if matrix.numel() == 0:
-            continue
-        links = attention_word_alignment(
-            matrix, tokenizer.src_pieces(valid.src_ids[i]),
-            tokenizer.tgt_pieces(valid.tgt_ids[i]), tokenizer.piece_word_ids,
-        )
-        a_s, a_p = a_s + len(links & sure), a_p + len(links & possible)
-        a, sure_total = a + len(links), sure_total + len(sure)
-    return alignment_error_rate((a_s, a_p, a, sure_total))
-
-
-def corpus_bleu(hypotheses: list[str], references: list[str]) -> float:
-    """Corpus BLEU (sacrebleu defaults: 13a tokenization, cased) of detokenized text."""
-    import sacrebleu
-
-    return float(sacrebleu.corpus_bleu(hypotheses, [references]).score)
+    """Corpus AER of the word alignments read off the cross-attention (last layer, mean of the
+    heads: the default of ``seq2seq evaluate --gold-alignments``) against the gold links."""
+    predicted, sure, possible = [], [], []
+    for i, weights in sorted(cross.items()):
+        src_words = pieces_to_words(tokenizer.src_pieces(valid.src_ids[i]))
+        tgt_words = pieces_to_words(tokenizer.tgt_pieces(valid.tgt_ids[i]))
+        predicted.append(attention_alignment(select_attention(weights), src_words, tgt_words))
+        sure.append(valid.gold[i][0])
+        possible.append(valid.gold[i][1])
+    return alignment_error_rate(predicted, sure, possible)
 
 
 def validate(
@@ -206,8 +179,12 @@ def validate(
             forced = teacher_forced_pass(model, valid, precision, device)
             n = min(cfg.train.valid_max_sentences or len(valid.src_ids), len(valid.src_ids))
             hyp_ids = translate_greedy(
-                model, valid.src_ids[:n], precision=precision, device=device,
-                batch_size=cfg.decode.batch_size, max_len_ratio=cfg.decode.max_len_ratio,
+                model,
+                valid.src_ids[:n],
+                precision=precision,
+                device=device,
+                batch_size=cfg.decode.batch_size,
+                max_len_ratio=cfg.decode.max_len_ratio,
                 max_len_offset=cfg.decode.max_len_offset,
             )
     finally:
@@ -222,8 +199,14 @@ def validate(
 
 
 def save_plots(
-    model: nn.Module, tokenizer: Any, valid: ValidSet, *, run_dir: Any, step: int,
-    records: list[dict[str, Any]], num_alignment_plots: int,
+    model: nn.Module,
+    tokenizer: Any,
+    valid: ValidSet,
+    *,
+    run_dir: Any,
+    step: int,
+    records: list[dict[str, Any]],
+    num_alignment_plots: int,
 ) -> None:
     """``curves.png`` and ``alignments/step_*.png`` for the first validation sentences."""
     from seq2seq.viz import attention_for_pair, plot_training_curves, save_validation_plots
@@ -232,7 +215,10 @@ def save_plots(
     if num_alignment_plots <= 0:
         return
     with preserved_rng():
-        examples = [attention_for_pair(model, tokenizer, src)
-                    for src in valid.src_text[:num_alignment_plots] if src.strip()]
+        examples = [
+            attention_for_pair(model, tokenizer, src)
+            for src in valid.src_text[:num_alignment_plots]
+            if src.strip()
+        ]
     (run_dir / "alignments").mkdir(exist_ok=True)
     save_validation_plots(examples, run_dir / "alignments", step)

@@ -21,23 +21,34 @@ from seq2seq.data.demo import generate_demo
 
 TINY_MODELS: dict[str, dict[str, Any]] = {
     "transformer": {
-        "arch": "transformer", "embed_dim": 32, "encoder_layers": 1, "decoder_layers": 1,
-        "dropout": 0.1, "max_positions": 64,
-        "attention": {slot: {"type": "scaled_dot", "heads": 2}
-                      for slot in ("cross", "encoder_self", "decoder_self")},
+        "arch": "transformer",
+        "embed_dim": 32,
+        "encoder_layers": 1,
+        "decoder_layers": 1,
+        "dropout": 0.1,
+        "max_positions": 64,
+        "attention": {
+            slot: {"type": "scaled_dot", "heads": 2}
+            for slot in ("cross", "encoder_self", "decoder_self")
+        },
         "transformer": {"ffn_dim": 64},
     },
     "rnn": {
-        "arch": "rnn", "embed_dim": 32, "encoder_layers": 1, "decoder_layers": 1,
-        "dropout": 0.1, "max_positions": 64,
+        "arch": "rnn",
+        "embed_dim": 32,
+        "encoder_layers": 1,
+        "decoder_layers": 1,
+        "dropout": 0.1,
+        "max_positions": 64,
         "attention": {"cross": {"type": "additive"}},
         "rnn": {"hidden_dim": 32},
     },
 }
 
 
-def write_tiny_corpus(data_dir: Path, *, n_train: int = 240, n_valid: int = 12,
-                      seed: int = 1) -> Path:
+def write_tiny_corpus(
+    data_dir: Path, *, n_train: int = 240, n_valid: int = 12, seed: int = 1
+) -> Path:
     """The generated demo corpus in miniature, with gold alignments (``valid.align``)."""
     generate_demo(data_dir, seed=seed, n_train=n_train, n_valid=n_valid, n_test=n_valid)
     return data_dir
@@ -56,9 +67,18 @@ def tiny_config_dict(data_dir: Path, arch: str = "transformer") -> dict[str, Any
         },
         "model": TINY_MODELS[arch],
         "train": {
-            "device": "cpu", "precision": "fp32", "threads": 1, "batch_tokens": 200,
-            "lr": 3e-3, "warmup_steps": 2, "max_steps": 6, "validate_every": 3, "log_every": 2,
-            "valid_max_sentences": 6, "num_alignment_plots": 1, "quiet": True,
+            "device": "cpu",
+            "precision": "fp32",
+            "threads": 1,
+            "batch_tokens": 200,
+            "lr": 3e-3,
+            "warmup_steps": 2,
+            "max_steps": 6,
+            "validate_every": 3,
+            "log_every": 2,
+            "valid_max_sentences": 6,
+            "num_alignment_plots": 1,
+            "quiet": True,
         },
         "decode": {"beam": 2, "batch_size": 8, "max_len_offset": 5},
     }
@@ -68,8 +88,9 @@ def tiny_config(data_dir: Path, arch: str = "transformer", overrides: Sequence[s
     return config_from_dict(tiny_config_dict(data_dir, arch), overrides)
 
 
-def make_tiny_run(tmp_path: Path, *, arch: str = "transformer",
-                  overrides: Sequence[str] = ()) -> Path:
+def make_tiny_run(
+    tmp_path: Path, *, arch: str = "transformer", overrides: Sequence[str] = ()
+) -> Path:
     """Trains a tiny model into ``tmp_path / "run"`` (corpus in ``tmp_path / "data"``)."""
     from seq2seq.training.trainer import train
 

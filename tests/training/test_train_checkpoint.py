@@ -29,7 +29,7 @@ def test_round_trip(tmp_path: Path) -> None:
     save_checkpoint(_ckpt(1.0), tmp_path / "a.pt")
     loaded = load_checkpoint(tmp_path / "a.pt")
     assert torch.equal(loaded["model"]["w"], torch.ones(4))
-    assert [p.name for p in tmp_path.iterdir()] == ["a.pt"]     # no temporary file left
+    assert [p.name for p in tmp_path.iterdir()] == ["a.pt"]  # no temporary file left
 
 
 @pytest.mark.parametrize("failing", ["os.replace", "os.fsync"])
@@ -92,8 +92,9 @@ def test_load_errors(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="not a seq2seq checkpoint"):
         load_checkpoint(tmp_path / "foreign.pt")
     torch.save({**_ckpt(1.0), "format_version": 99}, tmp_path / "future.pt")
-    with pytest.raises(CheckpointError, match="format_version 99; this version of seq2seq reads "
-                                              "format_version 1"):
+    with pytest.raises(
+        CheckpointError, match="format_version 99; this version of seq2seq reads format_version 1"
+    ):
         load_checkpoint(tmp_path / "future.pt")
 
 

@@ -15,8 +15,15 @@ from run_factory import tiny_config, tiny_config_dict
 from seq2seq.checkpoint import load_checkpoint
 from seq2seq.training.trainer import train
 
-SETTINGS = {"precision": "fp32", "max_steps": 4, "validate_every": 4, "log_every": 1,
-            "num_alignment_plots": 0, "valid_max_sentences": 2, "threads": 1}
+SETTINGS = {
+    "precision": "fp32",
+    "max_steps": 4,
+    "validate_every": 4,
+    "log_every": 1,
+    "num_alignment_plots": 0,
+    "valid_max_sentences": 2,
+    "threads": 1,
+}
 
 
 def test_two_processes_match_one_with_the_same_global_batch(
@@ -24,20 +31,38 @@ def test_two_processes_match_one_with_the_same_global_batch(
 ) -> None:
     cfg = tiny_config_dict(tiny_corpus)
     cfg["model"]["dropout"] = 0.0
-    cfg["train"].update(SETTINGS, batch_tokens=160)           # per process
+    cfg["train"].update(SETTINGS, batch_tokens=160)  # per process
     config = tmp_path / "ddp.yaml"
     config.write_text(yaml.safe_dump(cfg), encoding="utf-8")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-         "-m", "seq2seq", "train", str(config), "--run-dir", str(tmp_path / "ddp")],
-        capture_output=True, text=True, env=env, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            "-m",
+            "seq2seq",
+            "train",
+            str(config),
+            "--run-dir",
+            str(tmp_path / "ddp"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     single = tmp_path / "single"
     overrides = [f"train.{k}={v}" for k, v in SETTINGS.items()]
-    train(tiny_config(tiny_corpus, overrides=[*overrides, "model.dropout=0.0",
-                                              "train.batch_tokens=320"]), single)
+    train(
+        tiny_config(
+            tiny_corpus, overrides=[*overrides, "model.dropout=0.0", "train.batch_tokens=320"]
+        ),
+        single,
+    )
     _check_same_global_batches(tiny_corpus, single)
     a, b = load_checkpoint(tmp_path / "ddp" / "last.pt"), load_checkpoint(single / "last.pt")
     assert a["step"] == b["step"] == 4
@@ -49,8 +74,10 @@ def test_two_processes_match_one_with_the_same_global_batch(
             continue
         torch.testing.assert_close(a["model"][name], tensor, rtol=1e-5, atol=1e-5, msg=name)
     lines = lambda run: [  # noqa: E731
-        r for r in map(yaml.safe_load, (run / "metrics.jsonl").read_text().splitlines())
-        if r["split"] == "train"]
+        r
+        for r in map(yaml.safe_load, (run / "metrics.jsonl").read_text().splitlines())
+        if r["split"] == "train"
+    ]
     for x, y in zip(lines(tmp_path / "ddp"), lines(single), strict=True):
         assert x["loss"] == pytest.approx(y["loss"], rel=1e-5)
     assert not list((tmp_path / "ddp").glob("*.tmp*"))
@@ -65,8 +92,13 @@ def _check_same_global_batches(corpus: Path, run_dir: Path) -> None:
     pairs, _ = encode_corpus(Tokenizer.load(run_dir), src, tgt, 60)
     src_lengths, tgt_lengths = pair_lengths(pairs)
     one, two = (
-        TokenBatchSampler(src_lengths=src_lengths, tgt_lengths=tgt_lengths, batch_tokens=tokens,
-                          seed=1, world_size=world).global_batches(0)
+        TokenBatchSampler(
+            src_lengths=src_lengths,
+            tgt_lengths=tgt_lengths,
+            batch_tokens=tokens,
+            seed=1,
+            world_size=world,
+        ).global_batches(0)
         for tokens, world in ((320, 1), (160, 2))
     )
     assert one == two

@@ -15,8 +15,9 @@ from seq2seq.training.rundir import config_differences
 def test_cpu_auto_precision_follows_native_bf16(monkeypatch: pytest.MonkeyPatch) -> None:
     cpu = torch.device("cpu")
     monkeypatch.setattr(device_module, "cpu_flags", lambda: frozenset({"avx2", "avx512_bf16"}))
-    monkeypatch.setattr("seq2seq.training.precision.cpu_has_native_bf16",
-                        device_module.cpu_has_native_bf16)
+    monkeypatch.setattr(
+        "seq2seq.training.precision.cpu_has_native_bf16", device_module.cpu_has_native_bf16
+    )
     assert resolve_precision("auto", cpu).dtype == torch.bfloat16
     monkeypatch.setattr(device_module, "cpu_flags", lambda: frozenset({"avx2", "fma"}))
     assert resolve_precision("auto", cpu).name == "fp32"
@@ -65,4 +66,5 @@ def test_config_differences_name_keys() -> None:
     new = {"model": {"embed_dim": 64, "rnn": {"hidden_dim": 8}}, "data": {"tokenizer": {"a": 2}}}
     assert config_differences(new, old, "model") == ["model.embed_dim: checkpoint 32, config 64"]
     assert config_differences(new, old, "data.tokenizer") == [
-        "data.tokenizer.a: checkpoint 1, config 2"]
+        "data.tokenizer.a: checkpoint 1, config 2"
+    ]

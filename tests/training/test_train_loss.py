@@ -33,8 +33,13 @@ def test_matches_float64_reference_and_ignores_padding(smoothing: float) -> None
     target = torch.randint(1, 11, (3, 5), generator=g)
     target[0, 3:] = PAD_ID
     target[2, 1:] = PAD_ID
-    ref = F.cross_entropy(logits.double().reshape(-1, 11), target.reshape(-1),
-                          ignore_index=PAD_ID, label_smoothing=smoothing, reduction="sum")
+    ref = F.cross_entropy(
+        logits.double().reshape(-1, 11),
+        target.reshape(-1),
+        ignore_index=PAD_ID,
+        label_smoothing=smoothing,
+        reduction="sum",
+    )
     loss, n = label_smoothed_cross_entropy(logits, target, smoothing)
     assert n == int((target != PAD_ID).sum()) == 9
     assert loss.dtype == torch.float32
@@ -49,8 +54,9 @@ def test_bf16_logits_are_reduced_in_float32() -> None:
     logits = (torch.randn(2, 4, 50) * 4).to(torch.bfloat16)
     target = torch.randint(1, 50, (2, 4))
     loss, _ = label_smoothed_cross_entropy(logits, target, 0.1)
-    ref = F.cross_entropy(logits.double().reshape(-1, 50), target.reshape(-1),
-                          label_smoothing=0.1, reduction="sum")
+    ref = F.cross_entropy(
+        logits.double().reshape(-1, 50), target.reshape(-1), label_smoothing=0.1, reduction="sum"
+    )
     assert loss.dtype == torch.float32
     assert loss.item() == pytest.approx(ref.item(), rel=1e-5)
 
@@ -61,8 +67,13 @@ def test_gradient_matches_reference() -> None:
     loss, _ = label_smoothed_cross_entropy(logits, target, 0.1)
     loss.backward()
     ref_logits = logits.detach().clone().requires_grad_(True)
-    F.cross_entropy(ref_logits.reshape(-1, 7), target.reshape(-1), ignore_index=PAD_ID,
-                    label_smoothing=0.1, reduction="sum").backward()
+    F.cross_entropy(
+        ref_logits.reshape(-1, 7),
+        target.reshape(-1),
+        ignore_index=PAD_ID,
+        label_smoothing=0.1,
+        reduction="sum",
+    ).backward()
     torch.testing.assert_close(logits.grad, ref_logits.grad)
 
 

@@ -14,9 +14,16 @@ from seq2seq.training import trainer
 from seq2seq.training.trainer import TrainingError, train
 
 # dropout on, gradient accumulation, an epoch boundary after the interruption (~8 updates/epoch)
-RESUME_SETTINGS = ["train.accum_steps=2", "train.batch_tokens=600", "train.validate_every=5",
-                   "train.log_every=1", "train.num_alignment_plots=0", "train.keep_checkpoints=0",
-                   "train.valid_max_sentences=2", "model.dropout=0.2"]
+RESUME_SETTINGS = [
+    "train.accum_steps=2",
+    "train.batch_tokens=600",
+    "train.validate_every=5",
+    "train.log_every=1",
+    "train.num_alignment_plots=0",
+    "train.keep_checkpoints=0",
+    "train.valid_max_sentences=2",
+    "model.dropout=0.2",
+]
 
 
 def _losses(run_dir: Path) -> dict[int, float]:
@@ -30,8 +37,11 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path: Path, tiny_corpus: Path)
     part = tmp_path / "part"
     train(tiny_config(tiny_corpus, overrides=[*RESUME_SETTINGS, "train.max_steps=6"]), part)
     assert load_checkpoint(part / "last.pt")["step"] == 6
-    result = train(tiny_config(tiny_corpus, overrides=[*RESUME_SETTINGS, "train.max_steps=14"]),
-                   part, resume=True)
+    result = train(
+        tiny_config(tiny_corpus, overrides=[*RESUME_SETTINGS, "train.max_steps=14"]),
+        part,
+        resume=True,
+    )
     assert result.step == 14
     a, b = load_checkpoint(full / "last.pt"), load_checkpoint(part / "last.pt")
     assert a["epoch"] >= 1 and a["sampler"] == b["sampler"]
@@ -40,12 +50,16 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path: Path, tiny_corpus: Path)
     for key, state in a["optimizer"]["state"].items():
         assert torch.equal(state["exp_avg_sq"], b["optimizer"]["state"][key]["exp_avg_sq"])
     full_losses, part_losses = _losses(full), _losses(part)
-    assert sorted(part_losses) == list(range(1, 15))      # the log continues without gaps
+    assert sorted(part_losses) == list(range(1, 15))  # the log continues without gaps
     assert part_losses == full_losses
     # dropout was active: without it the first update (same weights, same batch) differs
     other = tmp_path / "other"
-    train(tiny_config(tiny_corpus, overrides=[*RESUME_SETTINGS, "train.max_steps=1",
-                                              "model.dropout=0.0"]), other)
+    train(
+        tiny_config(
+            tiny_corpus, overrides=[*RESUME_SETTINGS, "train.max_steps=1", "model.dropout=0.0"]
+        ),
+        other,
+    )
     assert _losses(other)[1] != full_losses[1]
 
 
@@ -67,10 +81,15 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(
 ) -> None:
     monkeypatch.setattr(trainer, "label_smoothed_cross_entropy", _nan_at(4))
     run_dir = tmp_path / "run"
-    cfg = tiny_config(tiny_corpus, overrides=["train.validate_every=2", "train.max_steps=6",
-                                              "train.num_alignment_plots=0"])
-    with pytest.raises(TrainingError, match=r"non-finite loss at step 4 .*last good checkpoint "
-                                            r"is .*last.pt \(step 2\)"):
+    cfg = tiny_config(
+        tiny_corpus,
+        overrides=["train.validate_every=2", "train.max_steps=6", "train.num_alignment_plots=0"],
+    )
+    with pytest.raises(
+        TrainingError,
+        match=r"non-finite loss at step 4 .*last good checkpoint "
+        r"is .*last.pt \(step 2\)",
+    ):
         train(cfg, run_dir)
     assert load_checkpoint(run_dir / "last.pt")["step"] == 2
     assert load_checkpoint(run_dir / "best.pt")["step"] == 2
@@ -81,13 +100,20 @@ def test_nan_loss_is_skipped_under_fp16_loss_scaling(
 ) -> None:
     monkeypatch.setattr(trainer, "label_smoothed_cross_entropy", _nan_at(3))
     run_dir = tmp_path / "run"
-    cfg = tiny_config(tiny_corpus, overrides=["train.precision=fp16", "train.max_steps=4",
-                                              "train.validate_every=4", "train.log_every=1",
-                                              "train.num_alignment_plots=0"])
+    cfg = tiny_config(
+        tiny_corpus,
+        overrides=[
+            "train.precision=fp16",
+            "train.max_steps=4",
+            "train.validate_every=4",
+            "train.log_every=1",
+            "train.num_alignment_plots=0",
+        ],
+    )
     result = train(cfg, run_dir)
     assert result.step == 4
     records = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
     skipped = {r["step"]: r["skipped"] for r in records if r["split"] == "train"}
-    assert skipped == {1: 0, 2: 0, 3: 1, 4: 0}   # the 3rd update was skipped, a 5th one ran
+    assert skipped == {1: 0, 2: 0, 3: 1, 4: 0}  # the 3rd update was skipped, a 5th one ran
     scale = load_checkpoint(run_dir / "last.pt")["scaler"]["scale"]
     assert scale == 65536.0 / 2

@@ -23,18 +23,34 @@ def _write_config(path: Path, data_dir: Path, **train: object) -> Path:
 
 
 def _snapshot(directory: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(directory)): p.read_bytes()
-            for p in sorted(directory.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(directory)): p.read_bytes()
+        for p in sorted(directory.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_run_directory_contents(tiny_run: Path) -> None:
     names = {p.name for p in tiny_run.iterdir()}
-    assert {"config.yaml", "spm.model", "best.pt", "last.pt", "metrics.jsonl", "train.log",
-            "curves.png", "alignments", "step_6.pt"} <= names
+    assert {
+        "config.yaml",
+        "spm.model",
+        "best.pt",
+        "last.pt",
+        "metrics.jsonl",
+        "train.log",
+        "curves.png",
+        "alignments",
+        "step_6.pt",
+    } <= names
     assert sorted(p.name for p in (tiny_run / "alignments").iterdir()) == [
-        "step_000003_0.png", "step_000006_0.png"]
-    records = [json.loads(line) for line in
-               (tiny_run / "metrics.jsonl").read_text(encoding="utf-8").splitlines()]
+        "step_000003_0.png",
+        "step_000006_0.png",
+    ]
+    records = [
+        json.loads(line)
+        for line in (tiny_run / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
     train_lines = [r for r in records if r["split"] == "train"]
     valid_lines = [r for r in records if r["split"] == "valid"]
     assert [r["step"] for r in train_lines] == [2, 4, 6]
@@ -51,16 +67,30 @@ def test_run_directory_contents(tiny_run: Path) -> None:
     assert cfg.model.embed_dim == 32
     last = load_checkpoint(tiny_run / "last.pt")
     assert last["step"] == 6 and last["best"]["step"] in (3, 6)
-    assert set(last) >= {"format_version", "seq2seq_version", "config", "model", "optimizer",
-                         "scheduler", "scaler", "step", "epoch", "sampler", "rng", "best"}
+    assert set(last) >= {
+        "format_version",
+        "seq2seq_version",
+        "config",
+        "model",
+        "optimizer",
+        "scheduler",
+        "scaler",
+        "step",
+        "epoch",
+        "sampler",
+        "rng",
+        "best",
+    }
     log = (tiny_run / "train.log").read_text(encoding="utf-8")
     assert "dropped" in log and "padding" in log and "valid step 6" in log
 
 
-def test_refuses_existing_run_then_overwrites(tmp_path: Path, tiny_corpus: Path,
-                                              capsys: pytest.CaptureFixture) -> None:
-    config = _write_config(tmp_path / "c.yaml", tiny_corpus, max_steps=2, validate_every=2,
-                           num_alignment_plots=0)
+def test_refuses_existing_run_then_overwrites(
+    tmp_path: Path, tiny_corpus: Path, capsys: pytest.CaptureFixture
+) -> None:
+    config = _write_config(
+        tmp_path / "c.yaml", tiny_corpus, max_steps=2, validate_every=2, num_alignment_plots=0
+    )
     run_dir = tmp_path / "run"
     assert main(["train", str(config), "--run-dir", str(run_dir)]) == 0
     before = _snapshot(run_dir)
@@ -69,22 +99,47 @@ def test_refuses_existing_run_then_overwrites(tmp_path: Path, tiny_corpus: Path,
     assert "already holds a run" in err and "--resume" in err and "--overwrite" in err
     assert _snapshot(run_dir) == before
     (run_dir / "notes.txt").write_text("mine")
-    assert main(["train", str(config), "--run-dir", str(run_dir), "--overwrite",
-                 "--set", "train.max_steps=1"]) == 0
-    assert (run_dir / "notes.txt").read_text() == "mine"      # only run files are replaced
+    assert (
+        main(
+            [
+                "train",
+                str(config),
+                "--run-dir",
+                str(run_dir),
+                "--overwrite",
+                "--set",
+                "train.max_steps=1",
+            ]
+        )
+        == 0
+    )
+    assert (run_dir / "notes.txt").read_text() == "mine"  # only run files are replaced
     assert load_checkpoint(run_dir / "last.pt")["step"] == 1
     assert not (run_dir / "step_2.pt").exists()
 
 
-def test_resume_with_changed_model_is_refused(tmp_path: Path, tiny_corpus: Path,
-                                              capsys: pytest.CaptureFixture) -> None:
-    config = _write_config(tmp_path / "c.yaml", tiny_corpus, max_steps=2, validate_every=2,
-                           num_alignment_plots=0)
+def test_resume_with_changed_model_is_refused(
+    tmp_path: Path, tiny_corpus: Path, capsys: pytest.CaptureFixture
+) -> None:
+    config = _write_config(
+        tmp_path / "c.yaml", tiny_corpus, max_steps=2, validate_every=2, num_alignment_plots=0
+    )
     run_dir = tmp_path / "run"
     assert main(["train", str(config), "--run-dir", str(run_dir)]) == 0
     before = _snapshot(run_dir)
-    code = main(["train", str(config), "--run-dir", str(run_dir), "--resume",
-                 "--set", "model.embed_dim=16", "--set", "model.transformer.ffn_dim=32"])
+    code = main(
+        [
+            "train",
+            str(config),
+            "--run-dir",
+            str(run_dir),
+            "--resume",
+            "--set",
+            "model.embed_dim=16",
+            "--set",
+            "model.transformer.ffn_dim=32",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2
     assert "model.embed_dim: checkpoint 32, config 16" in err
@@ -118,8 +173,9 @@ def _bad_corpus(tmp_path: Path, tiny_corpus: Path, kind: str) -> tuple[Path, str
 
 
 @pytest.mark.parametrize("kind", ["mismatch", "utf8", "missing", "empty"])
-def test_bad_data_changes_nothing(tmp_path: Path, tiny_corpus: Path, kind: str,
-                                  capsys: pytest.CaptureFixture) -> None:
+def test_bad_data_changes_nothing(
+    tmp_path: Path, tiny_corpus: Path, kind: str, capsys: pytest.CaptureFixture
+) -> None:
     data, expected = _bad_corpus(tmp_path, tiny_corpus, kind)
     config = _write_config(tmp_path / "c.yaml", data)
     assert main(["train", str(config), "--run-dir", str(tmp_path / "new")]) == 2

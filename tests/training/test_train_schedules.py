@@ -12,8 +12,14 @@ from seq2seq.training.schedules import build_schedule, constant_factor, noam_fac
 
 
 def _cfg(**kw):
-    base = dict(schedule="noam", lr=1e-3, warmup_steps=4, plateau_factor=0.5,
-                plateau_patience=1, early_stopping_metric="bleu")
+    base = dict(
+        schedule="noam",
+        lr=1e-3,
+        warmup_steps=4,
+        plateau_factor=0.5,
+        plateau_patience=1,
+        early_stopping_metric="bleu",
+    )
     base.update(kw)
     return SimpleNamespace(**base)
 
@@ -37,33 +43,35 @@ def test_noam_values() -> None:
 def test_constant_values() -> None:
     schedule = build_schedule(_optimizer(), _cfg(schedule="constant"))
     assert [schedule.set_step(s) for s in (1, 2, 4, 5, 1000)] == pytest.approx(
-        [0.25e-3, 0.5e-3, 1e-3, 1e-3, 1e-3])
+        [0.25e-3, 0.5e-3, 1e-3, 1e-3, 1e-3]
+    )
     assert constant_factor(1, 0) == 1.0
 
 
 def test_plateau_halves_after_patience_and_round_trips() -> None:
     schedule = build_schedule(_optimizer(), _cfg(schedule="plateau", warmup_steps=0))
     assert schedule.set_step(10) == pytest.approx(1e-3)
-    schedule.validated(10.0)          # best
-    schedule.validated(9.0)           # 1 bad <= patience 1: unchanged
+    schedule.validated(10.0)  # best
+    schedule.validated(9.0)  # 1 bad <= patience 1: unchanged
     assert schedule.set_step(11) == pytest.approx(1e-3)
-    schedule.validated(9.5)           # 2 bad > patience: halve
+    schedule.validated(9.5)  # 2 bad > patience: halve
     assert schedule.set_step(12) == pytest.approx(0.5e-3)
-    schedule.validated(11.0)          # improvement resets the count
+    schedule.validated(11.0)  # improvement resets the count
     schedule.validated(10.0)
     assert schedule.set_step(13) == pytest.approx(0.5e-3)
     state = schedule.state_dict()
     other = build_schedule(_optimizer(), _cfg(schedule="plateau", warmup_steps=0))
     other.load_state_dict(state)
     assert other.set_step(13) == pytest.approx(0.5e-3)
-    other.validated(10.5)             # continues the saved count of bad validations
+    other.validated(10.5)  # continues the saved count of bad validations
     assert other.set_step(14) == pytest.approx(0.25e-3)
 
 
 def test_plateau_on_loss_prefers_lower_values() -> None:
-    schedule = build_schedule(_optimizer(), _cfg(schedule="plateau", warmup_steps=0,
-                                                 early_stopping_metric="loss",
-                                                 plateau_patience=0))
+    schedule = build_schedule(
+        _optimizer(),
+        _cfg(schedule="plateau", warmup_steps=0, early_stopping_metric="loss", plateau_patience=0),
+    )
     schedule.validated(3.0)
     schedule.validated(2.0)
     assert schedule.set_step(1) == pytest.approx(1e-3)
@@ -74,4 +82,4 @@ def test_plateau_on_loss_prefers_lower_values() -> None:
 def test_unknown_schedule() -> None:
     with pytest.raises(ValueError, match=r"train\.schedule: unknown schedule 'cosine'"):
         build_schedule(_optimizer(), _cfg(schedule="cosine"))
-    assert math.isclose(noam_factor(0, 4), 0.25)   # step 0 is treated as step 1
+    assert math.isclose(noam_factor(0, 4), 0.25)  # step 0 is treated as step 1

@@ -15,16 +15,19 @@ from seq2seq.training.trainer import train
 FAST = ["train.num_alignment_plots=0", "train.valid_max_sentences=1"]
 
 
-def test_early_stopping_and_best_checkpoint(tmp_path: Path, tiny_corpus: Path,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_early_stopping_and_best_checkpoint(
+    tmp_path: Path, tiny_corpus: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     bleus = iter([10.0, 12.0, 11.0, 11.5, 13.0])
 
     def fake_validate(*args, **kwargs):
         return {"loss": 1.0, "ppl": 2.7, "bleu": next(bleus)}
 
     monkeypatch.setattr(trainer, "validate", fake_validate)
-    cfg = tiny_config(tiny_corpus, overrides=[*FAST, "train.validate_every=1",
-                                              "train.max_steps=50", "train.patience=2"])
+    cfg = tiny_config(
+        tiny_corpus,
+        overrides=[*FAST, "train.validate_every=1", "train.max_steps=50", "train.patience=2"],
+    )
     result = train(cfg, tmp_path / "run")
     # best 12 at step 2, then two validations without progress: stop at step 4
     assert result.step == 4 and result.stop_reason.startswith("early stopping")
@@ -34,9 +37,17 @@ def test_early_stopping_and_best_checkpoint(tmp_path: Path, tiny_corpus: Path,
 
 
 def test_max_epochs(tmp_path: Path, tiny_corpus: Path) -> None:
-    cfg = tiny_config(tiny_corpus, overrides=[*FAST, "train.max_steps=null",
-                                              "train.max_epochs=1", "train.accum_steps=3",
-                                              "train.batch_tokens=800", "train.validate_every=100"])
+    cfg = tiny_config(
+        tiny_corpus,
+        overrides=[
+            *FAST,
+            "train.max_steps=null",
+            "train.max_epochs=1",
+            "train.accum_steps=3",
+            "train.batch_tokens=800",
+            "train.validate_every=100",
+        ],
+    )
     result = train(cfg, tmp_path / "run")
     ckpt = load_checkpoint(tmp_path / "run" / "last.pt")
     assert result.stop_reason == "max_epochs=1 reached"
@@ -55,12 +66,20 @@ def _lengths(log: Path) -> int:
 
 
 def test_max_time(tmp_path: Path, tiny_corpus: Path) -> None:
-    cfg = tiny_config(tiny_corpus, overrides=[*FAST, "train.max_steps=100000",
-                                              "train.max_time=2s", "train.validate_every=100000",
-                                              "train.log_every=1"])
+    cfg = tiny_config(
+        tiny_corpus,
+        overrides=[
+            *FAST,
+            "train.max_steps=100000",
+            "train.max_time=2s",
+            "train.validate_every=100000",
+            "train.log_every=1",
+        ],
+    )
     result = train(cfg, tmp_path / "run")
     assert result.stop_reason == "max_time=2s reached"
     assert 0 < result.step < 100000
-    records = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().split("\n")
-               if x]
+    records = [
+        json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().split("\n") if x
+    ]
     assert records[-1]["split"] == "valid" and records[-1]["step"] == result.step
