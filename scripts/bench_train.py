@@ -25,17 +25,15 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from seq2seq.commands import add_config_args
 from seq2seq.config import load_config
 from seq2seq.data import Tokenizer
-from seq2seq.models import build_model
-from seq2seq.training.corpus import make_sampler, read_corpora, train_tokenizer, training_pairs
+from seq2seq.training.corpus import read_corpora, train_tokenizer, training_pairs
 from seq2seq.training.device import configure_threads, resolve_device
 from seq2seq.training.distributed import DistInfo
 from seq2seq.training.precision import Precision, resolve_precision
 from seq2seq.training.rundir import MetricsLog
-from seq2seq.training.schedules import build_schedule
-from seq2seq.training.session import Session, build_optimizer
-from seq2seq.training.state import TrainState, seed_everything
+from seq2seq.training.session import Session, new_session
 from seq2seq.training.trainer import train_update, update_batches
 
 logger = logging.getLogger("bench_train")
@@ -69,27 +67,16 @@ def build(cfg, tokenizer_dir: str | None, tmp: Path) -> Session:
         configure_threads(cfg.train.threads)
     corpora = read_corpora(cfg.data)
     tokenizer = Tokenizer.load(tokenizer_dir) if tokenizer_dir else train_tokenizer(cfg, corpora)
-    pairs = training_pairs(cfg, corpora, tokenizer)
-    seed_everything(cfg.train.seed)
-    model = build_model(cfg.model, tokenizer.src_vocab_size, tokenizer.tgt_vocab_size).to(device)
-    optimizer = build_optimizer(model, cfg)
-    precision = resolve_precision(cfg.train.precision, device)
-    return Session(
-        cfg=cfg,
+    return new_session(
+        cfg,
         run_dir=tmp,
         info=DistInfo(),
         device=device,
-        precision=precision,
+        precision=resolve_precision(cfg.train.precision, device),
         tokenizer=tokenizer,
-        model=model,
-        optimizer=optimizer,
-        schedule=build_schedule(optimizer, cfg.train),
-        scaler=precision.grad_scaler(),
-        sampler=make_sampler(cfg, pairs, DistInfo()),
-        pairs=pairs,
+        pairs=training_pairs(cfg, corpora, tokenizer),
         valid=None,
         metrics=MetricsLog(None),
-        state=TrainState(),
     )
 
 
@@ -140,14 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("config")
     parser.add_argument("--steps", type=int, default=50, help="timed optimizer steps")
     parser.add_argument("--warmup", type=int, default=10, help="untimed steps first")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="config override (repeatable)",
-    )
+    add_config_args(parser)
     parser.add_argument("--tokenizer", metavar="RUN_DIR", help="reuse this run's subword model")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)

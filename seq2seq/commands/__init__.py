@@ -19,3 +19,14 @@ def add_config_args(parser: argparse.ArgumentParser) -> None:
         help="override a config value, read as YAML (repeatable), "
         "e.g. --set train.max_steps=1000 --set model.attention.cross.type=additive",
     )
+
+
+def positive_int(value: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value!r}")
+    return number

@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from seq2seq.commands.translate import positive_int
+from seq2seq.commands import positive_int
 
 
 def add_parser(subparsers) -> None:

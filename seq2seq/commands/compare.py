@@ -30,8 +30,7 @@ import argparse
 import shlex
 from pathlib import Path
 
-from seq2seq.commands import add_config_args
-from seq2seq.commands.translate import positive_int
+from seq2seq.commands import add_config_args, positive_int
 
 DEFAULT_OUT = "runs/compare"
 

@@ -22,6 +22,7 @@ import argparse
 import logging
 from pathlib import Path
 
+from seq2seq.commands import positive_int
 from seq2seq.viz.common import SUPPORTED_SUFFIXES, PlotError, output_format
 from seq2seq.viz.example import SLOTS, AttentionExample
 
@@ -38,16 +39,6 @@ def _index_choice(value: str) -> int | str:
         raise argparse.ArgumentTypeError(
             f"expected an integer index, 'all' or 'mean', got {value!r}"
         ) from None
-
-
-def _positive(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        number = 0
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value!r}")
-    return number
 
 
 def add_parser(subparsers) -> None:
@@ -72,7 +63,7 @@ def add_parser(subparsers) -> None:
     )
     p.add_argument(
         "--beam",
-        type=_positive,
+        type=positive_int,
         default=1,
         metavar="N",
         help="beam size when translating (default 1: greedy)",

@@ -34,20 +34,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from seq2seq.commands import positive_int
 from seq2seq.inference.translate import PRECISIONS
 
 DEVICES = ("auto", "cpu", "cuda")
-
-
-def positive_int(value: str) -> int:
-    """argparse type: an integer >= 1."""
-    try:
-        number = int(value)
-    except ValueError:
-        number = 0
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value!r}")
-    return number
 
 
 def non_negative_float(value: str) -> float:

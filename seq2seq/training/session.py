@@ -98,27 +98,18 @@ def build_session(
         tokenizer.tgt_vocab_size,
         " (reused)" if resume else "",
     )
-    pairs = training_pairs(cfg, corpora, tokenizer)
-    seed_everything(cfg.train.seed)
-    model = build_model(cfg.model, tokenizer.src_vocab_size, tokenizer.tgt_vocab_size).to(device)
-    optimizer = build_optimizer(model, cfg)
-    session = Session(
-        cfg=cfg,
+    session = new_session(
+        cfg,
         run_dir=run_dir,
         info=info,
         device=device,
         precision=precision,
         tokenizer=tokenizer,
-        model=model,
-        optimizer=optimizer,
-        schedule=build_schedule(optimizer, cfg.train),
-        scaler=precision.grad_scaler(),
-        sampler=make_sampler(cfg, pairs, info),
-        pairs=pairs,
+        pairs=training_pairs(cfg, corpora, tokenizer),
         valid=validation_set(cfg, corpora, tokenizer),
         metrics=MetricsLog(run_dir / "metrics.jsonl" if info.is_main else None),
-        state=TrainState(),
     )
+    model = session.model
     if resume:
         checkpointing.restore(session, run_dir / "last.pt")
     elif info.enabled:
@@ -135,6 +126,42 @@ def build_session(
         info.world_size,
     )
     return session
+
+
+def new_session(
+    cfg: Config,
+    *,
+    run_dir: Path,
+    info: DistInfo,
+    device: torch.device,
+    precision: Precision,
+    tokenizer: Tokenizer,
+    pairs: list[Pair],
+    valid: ValidSet,
+    metrics: MetricsLog,
+) -> Session:
+    """A session at step 0: the model initialised from ``train.seed``, a fresh optimizer,
+    schedule, loss scaler and batch sampler (the training loop and ``scripts/bench_train.py``)."""
+    seed_everything(cfg.train.seed)
+    model = build_model(cfg.model, tokenizer.src_vocab_size, tokenizer.tgt_vocab_size).to(device)
+    optimizer = build_optimizer(model, cfg)
+    return Session(
+        cfg=cfg,
+        run_dir=run_dir,
+        info=info,
+        device=device,
+        precision=precision,
+        tokenizer=tokenizer,
+        model=model,
+        optimizer=optimizer,
+        schedule=build_schedule(optimizer, cfg.train),
+        scaler=precision.grad_scaler(),
+        sampler=make_sampler(cfg, pairs, info),
+        pairs=pairs,
+        valid=valid,
+        metrics=metrics,
+        state=TrainState(),
+    )
 
 
 def build_optimizer(model: nn.Module, cfg: Config) -> torch.optim.Optimizer:
