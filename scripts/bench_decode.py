@@ -50,8 +50,10 @@ def find_test_file(data: Path | None, lang: str) -> Path:
         for name in (f"test_2016_flickr.{lang}.gz", f"test_2016_flickr.{lang}"):
             if (d / name).is_file():
                 return d / name
-    raise SystemExit(f"bench_decode: no test_2016_flickr.{lang}[.gz] in "
-                     f"{', '.join(map(str, dirs))}; pass --data DIR")
+    raise SystemExit(
+        f"bench_decode: no test_2016_flickr.{lang}[.gz] in "
+        f"{', '.join(map(str, dirs))}; pass --data DIR"
+    )
 
 
 def reset_peak_memory() -> bool:
@@ -72,10 +74,14 @@ def peak_memory_mib(reset_ok: bool) -> float:
 
 def throughput(run, lines: list[str], *, beam: int, batch_size: int, precision: str) -> dict:
     translator = Translator(
-        model=run.model, tokenizer=run.tokenizer, beam=beam, batch_size=batch_size,
+        model=run.model,
+        tokenizer=run.tokenizer,
+        beam=beam,
+        batch_size=batch_size,
         length_penalty=run.config.decode.length_penalty,
         max_len_ratio=run.config.decode.max_len_ratio,
-        max_len_offset=run.config.decode.max_len_offset, precision=precision,
+        max_len_offset=run.config.decode.max_len_offset,
+        precision=precision,
     )
     list(translator.translate(lines[:batch_size]))  # warm-up
     reset_ok = reset_peak_memory()
@@ -84,9 +90,13 @@ def throughput(run, lines: list[str], *, beam: int, batch_size: int, precision: 
     seconds = time.perf_counter() - start
     tokens = sum(len(t.tokens) + 1 for t in outputs)  # + EOS (or the step cut at max_len)
     return {
-        "search": "greedy" if beam == 1 else f"beam {beam}", "batch_size": batch_size,
-        "sentences": len(lines), "seconds": seconds, "sent_per_s": len(lines) / seconds,
-        "tok_per_s": tokens / seconds, "peak_mib": peak_memory_mib(reset_ok),
+        "search": "greedy" if beam == 1 else f"beam {beam}",
+        "batch_size": batch_size,
+        "sentences": len(lines),
+        "seconds": seconds,
+        "sent_per_s": len(lines) / seconds,
+        "tok_per_s": tokens / seconds,
+        "peak_mib": peak_memory_mib(reset_ok),
     }
 
 
@@ -97,8 +107,10 @@ def step_costs(run, lines: list[str], *, steps: int, batch: int, precision: str)
     src = collate_src(ids)
     dtype = resolve_precision(precision, torch.device("cpu"))
     times = []
-    with torch.inference_mode(), torch.autocast("cpu", dtype=dtype or torch.bfloat16,
-                                          enabled=dtype is not None):
+    with (
+        torch.inference_mode(),
+        torch.autocast("cpu", dtype=dtype or torch.bfloat16, enabled=dtype is not None),
+    ):
         state = model.init_state(model.encode(src))
         prev = torch.full((src.size(0),), BOS_ID, dtype=torch.long)
         for _ in range(min(steps, model.max_positions)):
@@ -129,37 +141,51 @@ def main(argv: list[str] | None = None) -> int:
     run = load_run(args.run, device="cpu")
     path = find_test_file(args.data, run.config.data.src_lang)
     lines = [line for line in read_lines(path) if line.strip()][: args.max_sentences]
-    too_long = sum(len(ids) > run.model.max_positions
-                   for ids in run.tokenizer.encode_src_batch(lines))
+    too_long = sum(
+        len(ids) > run.model.max_positions for ids in run.tokenizer.encode_src_batch(lines)
+    )
     if too_long:
-        print(f"note: {too_long} sentences longer than max_positions are truncated",
-              file=sys.stderr)
+        print(
+            f"note: {too_long} sentences longer than max_positions are truncated", file=sys.stderr
+        )
     if not args.json:
-        print(f"{args.run}: {run.config.model.arch}, {path} ({len(lines)} sentences), "
-              f"{threads} threads, precision {args.precision}")
+        print(
+            f"{args.run}: {run.config.model.arch}, {path} ({len(lines)} sentences), "
+            f"{threads} threads, precision {args.precision}"
+        )
     rows = []
     for beam in (1, 5):
         for batch_size in (1, 64):
             subset = lines[: args.limit] if batch_size == 1 else lines
-            rows.append(throughput(run, subset, beam=beam, batch_size=batch_size,
-                                   precision=args.precision))
+            rows.append(
+                throughput(run, subset, beam=beam, batch_size=batch_size, precision=args.precision)
+            )
             row = rows[-1]
-            print(json.dumps(row) if args.json else
-                  f"{row['search']:>7}  batch {batch_size:>3}  {row['sentences']:>5} sent  "
-                  f"{row['sent_per_s']:8.1f} sent/s  {row['tok_per_s']:9.1f} tok/s  "
-                  f"peak {row['peak_mib']:7.0f} MiB")
-    times = step_costs(run, lines, steps=args.steps, batch=args.steps_batch,
-                       precision=args.precision)
-    window = max(1, len(times) // 10)
-    windows = [(i + 1, min(i + window, len(times)), sum(times[i : i + window]) / len(
-        times[i : i + window])) for i in range(0, len(times), window)]
-    if args.json:
-        print(json.dumps({"step_ms": [1000 * t for t in times]}))
-    else:
-        print(f"cost per output token (batch {args.steps_batch}, greedy, EOS suppressed):")
-        for first, last, mean in windows:
-            print(f"  steps {first:>3}-{last:<3}  {1000 * mean:7.2f} ms/step")
+            print(
+                json.dumps(row)
+                if args.json
+                else f"{row['search']:>7}  batch {batch_size:>3}  {row['sentences']:>5} sent  "
+                f"{row['sent_per_s']:8.1f} sent/s  {row['tok_per_s']:9.1f} tok/s  "
+                f"peak {row['peak_mib']:7.0f} MiB"
+            )
+    times = step_costs(
+        run, lines, steps=args.steps, batch=args.steps_batch, precision=args.precision
+    )
+    print_step_costs(times, batch=args.steps_batch, as_json=args.json)
     return 0
+
+
+def print_step_costs(times: list[float], *, batch: int, as_json: bool) -> None:
+    """The per-step decoding times, as JSON or as means over tenths of the steps."""
+    if as_json:
+        print(json.dumps({"step_ms": [1000 * t for t in times]}))
+        return
+    window = max(1, len(times) // 10)
+    print(f"cost per output token (batch {batch}, greedy, EOS suppressed):")
+    for i in range(0, len(times), window):
+        chunk = times[i : i + window]
+        first, last, mean = i + 1, min(i + window, len(times)), sum(chunk) / len(chunk)
+        print(f"  steps {first:>3}-{last:<3}  {1000 * mean:7.2f} ms/step")
 
 
 if __name__ == "__main__":

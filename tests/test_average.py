@@ -20,7 +20,8 @@ from seq2seq.training.averaging import (
 )
 
 _spec = importlib.util.spec_from_file_location(
-    "run_factory", Path(__file__).parent / "training" / "run_factory.py")
+    "run_factory", Path(__file__).parent / "training" / "run_factory.py"
+)
 run_factory = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(run_factory)
 
@@ -30,8 +31,11 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny run that kept step_2.pt, step_4.pt and step_6.pt."""
     return run_factory.make_tiny_run(
         tmp_path_factory.mktemp("average"),
-        overrides=["train.keep_checkpoints=3", "train.validate_every=2",
-                   "train.num_alignment_plots=0"],
+        overrides=[
+            "train.keep_checkpoints=3",
+            "train.validate_every=2",
+            "train.num_alignment_plots=0",
+        ],
     )
 
 
@@ -42,8 +46,10 @@ def _model(path: Path) -> dict[str, torch.Tensor]:
 def test_mean_of_two_checkpoints_is_the_hand_computed_mean(run_dir: Path, tmp_path: Path):
     a, b = _model(run_dir / "step_4.pt"), _model(run_dir / "step_6.pt")
     out = tmp_path / "avg.pt"
-    assert main(["average", str(run_dir / "step_4.pt"), str(run_dir / "step_6.pt"),
-                 "--out", str(out)]) == 0
+    assert (
+        main(["average", str(run_dir / "step_4.pt"), str(run_dir / "step_6.pt"), "--out", str(out)])
+        == 0
+    )
     averaged = load_checkpoint(out)
     assert set(averaged["model"]) == set(a)
     differs = 0
@@ -52,7 +58,7 @@ def test_mean_of_two_checkpoints_is_the_hand_computed_mean(run_dir: Path, tmp_pa
         assert tensor.dtype == a[name].dtype and tensor.shape == a[name].shape
         torch.testing.assert_close(tensor, expected, rtol=0, atol=1e-7)
         differs += not torch.equal(a[name], b[name])
-    assert differs > 0   # the two checkpoints really are different points
+    assert differs > 0  # the two checkpoints really are different points
     assert "optimizer" not in averaged and averaged["step"] == 6
     assert averaged["averaged"]["steps"] == [4, 6]
     assert averaged["config"] == load_checkpoint(run_dir / "step_6.pt")["config"]
@@ -81,17 +87,17 @@ def test_last_n_of_a_run_dir_and_translating_with_the_result(
     run = load_run(out)
     assert run.checkpoint_path == out
     data_dir = run_dir.parent / "data"
-    src, ref = tmp_path / "two.en", tmp_path / "two.de"    # untrained models decode slowly
+    src, ref = tmp_path / "two.en", tmp_path / "two.de"  # untrained models decode slowly
     src.write_text("".join(line + "\n" for line in read_lines(data_dir / "test.en")[:2]))
     ref.write_text("".join(line + "\n" for line in read_lines(data_dir / "test.de")[:2]))
     decode = ["--beam", "1", "--max-len-ratio", "1", "--max-len-offset", "2"]
     hyp = tmp_path / "test.hyp"
     capsys.readouterr()
-    assert main(["translate", str(out), "--input", str(src), "--output", str(hyp),
-                 *decode]) == 0
+    assert main(["translate", str(out), "--input", str(src), "--output", str(hyp), *decode]) == 0
     assert len(read_lines(hyp)) == 2
-    assert main(["evaluate", str(out), "--src", str(src), "--ref", str(ref), "--json",
-                 *decode]) == 0
+    assert (
+        main(["evaluate", str(out), "--src", str(src), "--ref", str(ref), "--json", *decode]) == 0
+    )
     assert '"bleu"' in capsys.readouterr().out
 
 
@@ -132,15 +138,16 @@ def test_mismatched_checkpoints_are_refused_by_name(run_dir: Path, tmp_path: Pat
 
 def test_checkpoint_with_another_subword_model_is_refused(run_dir: Path, tmp_path: Path):
     other = tmp_path / "other"
-    cfg = run_factory.tiny_config(run_dir.parent / "data", overrides=[
-        "data.tokenizer.vocab_size=90"])
+    cfg = run_factory.tiny_config(
+        run_dir.parent / "data", overrides=["data.tokenizer.vocab_size=90"]
+    )
     data = run_dir.parent / "data"
-    Tokenizer.train(cfg.data.tokenizer, read_lines(data / "train.en"),
-                    read_lines(data / "train.de"), other)
+    Tokenizer.train(
+        cfg.data.tokenizer, read_lines(data / "train.en"), read_lines(data / "train.de"), other
+    )
     shutil.copy(run_dir / "step_6.pt", other / "step_6.pt")
     with pytest.raises(AveragingError, match="subword model"):
-        write_averaged_checkpoint([run_dir / "step_4.pt", other / "step_6.pt"],
-                                  tmp_path / "out.pt")
+        write_averaged_checkpoint([run_dir / "step_4.pt", other / "step_6.pt"], tmp_path / "out.pt")
 
 
 def test_bad_arguments(run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture):
@@ -150,8 +157,7 @@ def test_bad_arguments(run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixt
     assert main(["average", str(run_dir), "--out", str(tmp_path / "a.pt")]) == 2
     assert "--last N" in capsys.readouterr().err
     for name in ("last.pt", "step_9.pt"):
-        assert main(["average", str(run_dir / "step_4.pt"), "--out",
-                     str(tmp_path / name)]) == 2
+        assert main(["average", str(run_dir / "step_4.pt"), "--out", str(tmp_path / name)]) == 2
         assert "choose another name" in capsys.readouterr().err
     copy = tmp_path / "copy.pt"
     shutil.copy(run_dir / "step_6.pt", copy)

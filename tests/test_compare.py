@@ -20,12 +20,19 @@ from seq2seq.viz.common import PlotError
 from seq2seq.viz.compare import plot_bleu_vs_time
 
 _spec = importlib.util.spec_from_file_location(
-    "run_factory", Path(__file__).parent / "training" / "run_factory.py")
+    "run_factory", Path(__file__).parent / "training" / "run_factory.py"
+)
 run_factory = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(run_factory)
 
-SETTINGS = ["train.max_steps=4", "train.validate_every=2", "train.log_every=1",
-            "train.num_alignment_plots=0", "decode.max_len_ratio=1", "decode.max_len_offset=2"]
+SETTINGS = [
+    "train.max_steps=4",
+    "train.validate_every=2",
+    "train.log_every=1",
+    "train.num_alignment_plots=0",
+    "decode.max_len_ratio=1",
+    "decode.max_len_offset=2",
+]
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
@@ -46,8 +53,18 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def compared(workspace: Path) -> Path:
     out = workspace / "out"
-    argv = ["compare", str(workspace / "tiny_tf.yaml"), str(workspace / "tiny_lstm.yaml"),
-            "--max-time", "5m", "--out", str(out), *_sets(SETTINGS), "--beam", "1"]
+    argv = [
+        "compare",
+        str(workspace / "tiny_tf.yaml"),
+        str(workspace / "tiny_lstm.yaml"),
+        "--max-time",
+        "5m",
+        "--out",
+        str(out),
+        *_sets(SETTINGS),
+        "--beam",
+        "1",
+    ]
     assert main(argv) == 0
     return out
 
@@ -56,16 +73,19 @@ def _table(report: str) -> list[dict[str, str]]:
     lines = [line for line in report.splitlines() if line.startswith("|")]
     header = [c.strip() for c in lines[0].strip("|").split("|")]
     assert set(lines[1].replace("|", "")) == {"-"}
-    return [dict(zip(header, (c.strip() for c in line.strip("|").split("|")), strict=True))
-            for line in lines[2:]]
+    return [
+        dict(zip(header, (c.strip() for c in line.strip("|").split("|")), strict=True))
+        for line in lines[2:]
+    ]
 
 
 def _records(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
-def test_report_numbers_match_the_runs(compared: Path, workspace: Path,
-                                       capsys: pytest.CaptureFixture) -> None:
+def test_report_numbers_match_the_runs(
+    compared: Path, workspace: Path, capsys: pytest.CaptureFixture
+) -> None:
     report = (compared / "report.md").read_text(encoding="utf-8")
     rows = _table(report)
     assert [r["variant"] for r in rows] == ["tiny_tf", "tiny_lstm"]
@@ -82,9 +102,22 @@ def test_report_numbers_match_the_runs(compared: Path, workspace: Path,
         logged = re.search(r"model: \w+, ([\d,]+) parameters", (run_dir / "train.log").read_text())
         assert row["parameters"] == logged.group(1)
         capsys.readouterr()
-        assert main(["evaluate", str(run_dir), "--src", str(workspace / "data" / "test.en"),
-                     "--ref", str(workspace / "data" / "test.de"), "--beam", "1",
-                     "--json"]) == 0
+        assert (
+            main(
+                [
+                    "evaluate",
+                    str(run_dir),
+                    "--src",
+                    str(workspace / "data" / "test.en"),
+                    "--ref",
+                    str(workspace / "data" / "test.de"),
+                    "--beam",
+                    "1",
+                    "--json",
+                ]
+            )
+            == 0
+        )
         scores = json.loads(capsys.readouterr().out)
         assert row["test BLEU"] == f"{scores['bleu']:.2f}"
         assert row["test BLEU (lc)"] == f"{scores['bleu_lowercase']:.2f}"
@@ -101,8 +134,10 @@ def test_report_numbers_match_the_runs(compared: Path, workspace: Path,
 def test_results_json_and_figures(compared: Path) -> None:
     results = json.loads((compared / "results.json").read_text())
     assert [v["variant"] for v in results["variants"]] == ["tiny_tf", "tiny_lstm"]
-    assert results["alignment_sentence"] == (compared.parent / "data" / "test.en"
-                                             ).read_text().splitlines()[0]
+    assert (
+        results["alignment_sentence"]
+        == (compared.parent / "data" / "test.en").read_text().splitlines()[0]
+    )
     for variant in results["variants"]:
         run_dir = Path(variant["run_dir"])
         assert variant["memory_source"] == "VmHWM" and variant["peak_rss_kib"] > 0
@@ -121,16 +156,27 @@ def test_results_json_and_figures(compared: Path) -> None:
     for name in ("bleu_vs_time.png", "alignments.png"):
         assert (compared / name).read_bytes()[:8] == PNG
     height, width, _ = matplotlib.image.imread(compared / "alignments.png").shape
-    assert width > height     # two panels side by side
+    assert width > height  # two panels side by side
 
 
 def test_rerun_skips_finished_variants(compared: Path, workspace: Path) -> None:
     runs = compared / "runs"
     before = {p: p.stat().st_mtime_ns for p in runs.glob("*/*.pt")}
     segments = {d.name: read_segments(d) for d in runs.iterdir()}
-    argv = ["compare", str(workspace / "tiny_tf.yaml"), str(workspace / "tiny_lstm.yaml"),
-            "--max-time", "5m", "--out", str(compared), *_sets(SETTINGS), "--beam", "1",
-            "--sentence", "She has two apples."]
+    argv = [
+        "compare",
+        str(workspace / "tiny_tf.yaml"),
+        str(workspace / "tiny_lstm.yaml"),
+        "--max-time",
+        "5m",
+        "--out",
+        str(compared),
+        *_sets(SETTINGS),
+        "--beam",
+        "1",
+        "--sentence",
+        "She has two apples.",
+    ]
     assert main(argv) == 0
     assert {p: p.stat().st_mtime_ns for p in runs.glob("*/*.pt")} == before
     assert {d.name: read_segments(d) for d in runs.iterdir()} == segments
@@ -149,8 +195,22 @@ def test_interrupted_variant_is_resumed_with_the_budget_left(workspace: Path) ->
     common = [*SETTINGS, "train.max_time=5m", "train.quiet=true"]
     # the state an interruption after the checkpoint at step 2 leaves behind
     train(load_config(config, [*common, "train.max_steps=2"]), out / "runs" / "tiny_tf")
-    assert main(["compare", str(config), "--max-time", "5m", "--out", str(out),
-                 *_sets(SETTINGS), "--beam", "1"]) == 0
+    assert (
+        main(
+            [
+                "compare",
+                str(config),
+                "--max-time",
+                "5m",
+                "--out",
+                str(out),
+                *_sets(SETTINGS),
+                "--beam",
+                "1",
+            ]
+        )
+        == 0
+    )
     run_dir = out / "runs" / "tiny_tf"
     (segment,) = read_segments(run_dir)
     assert segment["resumed"] and segment["start_step"] == 2 and segment["exit_code"] == 0
@@ -166,21 +226,32 @@ def test_interrupted_variant_is_resumed_with_the_budget_left(workspace: Path) ->
 
 
 def test_valid_times_add_the_time_before_each_resume() -> None:
-    records = [{"split": "valid", "step": 2, "elapsed": 10.0, "bleu": 1.0},
-               {"split": "train", "step": 3},
-               {"split": "valid", "step": 4, "elapsed": 20.0, "bleu": 2.0},
-               {"split": "valid", "step": 6, "elapsed": 5.0, "bleu": 3.0},     # resumed at 4
-               {"split": "valid", "step": 8, "elapsed": 30.0, "bleu": 4.0},
-               {"split": "valid", "step": 10, "elapsed": 2.0, "bleu": 5.0}]    # resumed at 8
-    segments = [{"resumed": False, "start_step": 0}, {"resumed": True, "start_step": 4},
-                {"resumed": True, "start_step": 8}]
+    records = [
+        {"split": "valid", "step": 2, "elapsed": 10.0, "bleu": 1.0},
+        {"split": "train", "step": 3},
+        {"split": "valid", "step": 4, "elapsed": 20.0, "bleu": 2.0},
+        {"split": "valid", "step": 6, "elapsed": 5.0, "bleu": 3.0},  # resumed at 4
+        {"split": "valid", "step": 8, "elapsed": 30.0, "bleu": 4.0},
+        {"split": "valid", "step": 10, "elapsed": 2.0, "bleu": 5.0},
+    ]  # resumed at 8
+    segments = [
+        {"resumed": False, "start_step": 0},
+        {"resumed": True, "start_step": 4},
+        {"resumed": True, "start_step": 8},
+    ]
     assert valid_times(records, segments) == [
-        (2, 10.0, 1.0), (4, 20.0, 2.0), (6, 25.0, 3.0), (8, 50.0, 4.0), (10, 52.0, 5.0)]
+        (2, 10.0, 1.0),
+        (4, 20.0, 2.0),
+        (6, 25.0, 3.0),
+        (8, 50.0, 4.0),
+        (10, 52.0, 5.0),
+    ]
     assert valid_times(records[:3], []) == [(2, 10.0, 1.0), (4, 20.0, 2.0)]
 
 
-def test_bad_arguments_are_refused_before_training(workspace: Path, tmp_path: Path,
-                                                   capsys: pytest.CaptureFixture) -> None:
+def test_bad_arguments_are_refused_before_training(
+    workspace: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     config = str(workspace / "tiny_tf.yaml")
     copy = tmp_path / "tiny_tf.yaml"
     copy.write_text((workspace / "tiny_tf.yaml").read_text())
@@ -220,9 +291,12 @@ def test_bleu_plot_rejects_ragged_curves(tmp_path: Path) -> None:
 def test_describe_model_names_arch_style_and_slots(workspace: Path) -> None:
     from seq2seq.experiments import describe_model
 
-    cfg = load_config(workspace / "tiny_lstm.yaml", [
-        "model.rnn.style=luong", "model.attention.cross.type=general"])
+    cfg = load_config(
+        workspace / "tiny_lstm.yaml",
+        ["model.rnn.style=luong", "model.attention.cross.type=general"],
+    )
     assert describe_model(cfg.model) == "rnn (luong, input feeding): cross general"
     cfg = load_config(workspace / "tiny_tf.yaml", ["model.attention.cross={type: additive}"])
-    assert describe_model(cfg.model) == ("transformer: enc-self scaled_dot/2h, "
-                                         "dec-self scaled_dot/2h, cross additive")
+    assert describe_model(cfg.model) == (
+        "transformer: enc-self scaled_dot/2h, dec-self scaled_dot/2h, cross additive"
+    )

@@ -25,13 +25,23 @@ from seq2seq.commands import positive_int
 def add_parser(subparsers) -> None:
     """Register the `average` subcommand."""
     p = subparsers.add_parser(
-        "average", help="average the parameters of several checkpoints",
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+        "average",
+        help="average the parameters of several checkpoints",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("checkpoints", nargs="+", metavar="CHECKPOINT|RUN_DIR",
-                   help=".pt checkpoints to average, or one run directory with --last N")
-    p.add_argument("--last", type=positive_int, metavar="N",
-                   help="average the N newest step_N.pt checkpoints of the run directory")
+    p.add_argument(
+        "checkpoints",
+        nargs="+",
+        metavar="CHECKPOINT|RUN_DIR",
+        help=".pt checkpoints to average, or one run directory with --last N",
+    )
+    p.add_argument(
+        "--last",
+        type=positive_int,
+        metavar="N",
+        help="average the N newest step_N.pt checkpoints of the run directory",
+    )
     p.add_argument("--out", required=True, metavar="FILE", help="the averaged checkpoint (.pt)")
     p.set_defaults(func=run)
 

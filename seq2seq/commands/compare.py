@@ -38,27 +38,46 @@ DEFAULT_OUT = "runs/compare"
 def add_parser(subparsers) -> None:
     """Register the `compare` subcommand."""
     p = subparsers.add_parser(
-        "compare", help="train several configs under one time budget and compare them",
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+        "compare",
+        help="train several configs under one time budget and compare them",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("configs", nargs="+", metavar="CONFIG.yaml",
-                   help="one config file per variant (named after the file)")
-    p.add_argument("--max-time", required=True, metavar="T",
-                   help="wall-clock training budget of each variant, e.g. 20m, 1h30m, 90s")
-    p.add_argument("--out", default=DEFAULT_OUT, metavar="DIR",
-                   help=f"output directory (default {DEFAULT_OUT})")
+    p.add_argument(
+        "configs",
+        nargs="+",
+        metavar="CONFIG.yaml",
+        help="one config file per variant (named after the file)",
+    )
+    p.add_argument(
+        "--max-time",
+        required=True,
+        metavar="T",
+        help="wall-clock training budget of each variant, e.g. 20m, 1h30m, 90s",
+    )
+    p.add_argument(
+        "--out",
+        default=DEFAULT_OUT,
+        metavar="DIR",
+        help=f"output directory (default {DEFAULT_OUT})",
+    )
     add_config_args(p)
-    p.add_argument("--beam", type=positive_int,
-                   help="beam size of the test translations (default: each config's decode.beam)")
-    p.add_argument("--sentence", metavar="TEXT",
-                   help="the sentence of alignments.png (default: the first test sentence)")
+    p.add_argument(
+        "--beam",
+        type=positive_int,
+        help="beam size of the test translations (default: each config's decode.beam)",
+    )
+    p.add_argument(
+        "--sentence",
+        metavar="TEXT",
+        help="the sentence of alignments.png (default: the first test sentence)",
+    )
     p.set_defaults(func=run)
 
 
 def command_line(args: argparse.Namespace) -> str:
     """The `seq2seq compare ...` command that reproduces ``args``."""
-    words = ["seq2seq", "compare", *args.configs, "--max-time", args.max_time,
-             "--out", args.out]
+    words = ["seq2seq", "compare", *args.configs, "--max-time", args.max_time, "--out", args.out]
     for item in args.overrides:
         words += ["--set", item]
     if args.beam is not None:
@@ -73,8 +92,13 @@ def run(args: argparse.Namespace) -> int:
     from seq2seq.experiments.report import COLUMNS, table_row
 
     comparison = run_comparison(
-        args.configs, out_dir=args.out, max_time=args.max_time, overrides=args.overrides,
-        beam=args.beam, sentence=args.sentence, command=command_line(args),
+        args.configs,
+        out_dir=args.out,
+        max_time=args.max_time,
+        overrides=args.overrides,
+        beam=args.beam,
+        sentence=args.sentence,
+        command=command_line(args),
     )
     print(" | ".join(COLUMNS))
     for result in comparison.results:

@@ -28,18 +28,20 @@ from seq2seq.commands.translate import add_decode_options, atomic_output, load_t
 def add_parser(subparsers) -> None:
     """Register the `evaluate` subcommand."""
     p = subparsers.add_parser(
-        "evaluate", help="translate a test set and score BLEU, chrF, TER (sacrebleu)",
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+        "evaluate",
+        help="translate a test set and score BLEU, chrF, TER (sacrebleu)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_decode_options(p)
     p.add_argument("--src", required=True, metavar="FILE", help="source sentences")
     p.add_argument("--ref", required=True, metavar="FILE", help="reference translations")
     p.add_argument("--hyp-out", metavar="FILE", help="also write the translations here")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--lowercase", action="store_true",
-                   help="case-insensitive BLEU and chrF")
-    p.add_argument("--gold-alignments", metavar="FILE",
-                   help="gold word alignments of src/ref: report AER")
+    p.add_argument("--lowercase", action="store_true", help="case-insensitive BLEU and chrF")
+    p.add_argument(
+        "--gold-alignments", metavar="FILE", help="gold word alignments of src/ref: report AER"
+    )
     p.set_defaults(func=run)
 
 
@@ -50,8 +52,10 @@ def _read_gold(path: str, n_pairs: int) -> list[tuple[set, set]]:
 
     lines = read_lines(path)
     if len(lines) != n_pairs:
-        raise DataError(f"{path} has {len(lines)} lines but --src has {n_pairs}; expected one "
-                        "alignment line per sentence pair")
+        raise DataError(
+            f"{path} has {len(lines)} lines but --src has {n_pairs}; expected one "
+            "alignment line per sentence pair"
+        )
     return [parse_pharaoh(line, where=f"{path}, line {n}") for n, line in enumerate(lines, 1)]
 
 
@@ -68,8 +72,14 @@ def run(args: argparse.Namespace) -> int:
     run_, translator = load_translator(args, alignments=False, n_best=1)
     if gold is not None:
         translator.check_align_options()  # before the long part
-    progress = tqdm(translator.translate(src), total=len(src), unit="sent", desc="evaluate",
-                    disable=not sys.stderr.isatty(), dynamic_ncols=True)
+    progress = tqdm(
+        translator.translate(src),
+        total=len(src),
+        unit="sent",
+        desc="evaluate",
+        disable=not sys.stderr.isatty(),
+        dynamic_ncols=True,
+    )
     hyps = [t.text for t in progress]
     if args.hyp_out is not None:
         with atomic_output(args.hyp_out) as f:
@@ -84,8 +94,12 @@ def run(args: argparse.Namespace) -> int:
         for name, score in scores.items():
             result[name] = score.score
             result[f"{name}_signature"] = score.signature
-        result.update(sentences=len(src), beam=translator.beam,
-                      checkpoint=str(run_.checkpoint_path), precision=translator.precision)
+        result.update(
+            sentences=len(src),
+            beam=translator.beam,
+            checkpoint=str(run_.checkpoint_path),
+            precision=translator.precision,
+        )
         if aer is not None:
             result["aer"] = aer
         print(json.dumps(result))
@@ -95,6 +109,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"{score.summary}{label}\n    {score.signature}")
     if aer is not None:
         head = "mean" if args.align_head is None else args.align_head
-        print(f"AER = {100 * aer:.2f} % (gold: {args.gold_alignments}, cross-attention layer "
-              f"{args.align_layer}, head {head})")
+        print(
+            f"AER = {100 * aer:.2f} % (gold: {args.gold_alignments}, cross-attention layer "
+            f"{args.align_layer}, head {head})"
+        )
     return 0

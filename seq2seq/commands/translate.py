@@ -53,45 +53,84 @@ def non_negative_float(value: str) -> float:
 
 def add_decode_options(p: argparse.ArgumentParser) -> None:
     """Options shared by `translate` and `evaluate` (defaults: the run's `decode` section)."""
-    p.add_argument("run", metavar="RUN_DIR|CHECKPOINT",
-                   help="run directory (uses best.pt, else last.pt) or a .pt checkpoint")
+    p.add_argument(
+        "run",
+        metavar="RUN_DIR|CHECKPOINT",
+        help="run directory (uses best.pt, else last.pt) or a .pt checkpoint",
+    )
     p.add_argument("--beam", type=positive_int, help="beam size; 1 = greedy decoding")
     p.add_argument("--batch-size", type=positive_int, help="sentences per batch")
-    p.add_argument("--length-penalty", type=non_negative_float, metavar="A",
-                   help="GNMT length penalty exponent alpha (0: none)")
-    p.add_argument("--max-len-ratio", type=non_negative_float, metavar="R",
-                   help="output limit = R * source length + offset (subword tokens)")
+    p.add_argument(
+        "--length-penalty",
+        type=non_negative_float,
+        metavar="A",
+        help="GNMT length penalty exponent alpha (0: none)",
+    )
+    p.add_argument(
+        "--max-len-ratio",
+        type=non_negative_float,
+        metavar="R",
+        help="output limit = R * source length + offset (subword tokens)",
+    )
     p.add_argument("--max-len-offset", type=int, metavar="N", help="offset of the output limit")
-    p.add_argument("--precision", choices=PRECISIONS, default="auto",
-                   help="auto: bf16 where the hardware computes it natively, else fp32")
-    p.add_argument("--device", choices=DEVICES, default="auto",
-                   help="auto: CUDA when present, else the CPU")
-    p.add_argument("--align-layer", type=int, default=-1, metavar="N",
-                   help="cross-attention layer used for word alignments (default -1: the last)")
-    p.add_argument("--align-head", type=int, default=None, metavar="N",
-                   help="cross-attention head used for word alignments (default: mean of heads)")
+    p.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="auto",
+        help="auto: bf16 where the hardware computes it natively, else fp32",
+    )
+    p.add_argument(
+        "--device", choices=DEVICES, default="auto", help="auto: CUDA when present, else the CPU"
+    )
+    p.add_argument(
+        "--align-layer",
+        type=int,
+        default=-1,
+        metavar="N",
+        help="cross-attention layer used for word alignments (default -1: the last)",
+    )
+    p.add_argument(
+        "--align-head",
+        type=int,
+        default=None,
+        metavar="N",
+        help="cross-attention head used for word alignments (default: mean of heads)",
+    )
 
 
 def add_parser(subparsers) -> None:
     """Register the `translate` subcommand."""
     p = subparsers.add_parser(
-        "translate", help="translate text with a trained model", description=__doc__,
+        "translate",
+        help="translate text with a trained model",
+        description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_decode_options(p)
     p.add_argument("--input", metavar="FILE", help="input file (default: stdin)")
     p.add_argument("--output", metavar="FILE", help="output file (default: stdout)")
-    p.add_argument("--n-best", type=positive_int, metavar="K",
-                   help="print the K best hypotheses per sentence with scores (K <= beam)")
+    p.add_argument(
+        "--n-best",
+        type=positive_int,
+        metavar="K",
+        help="print the K best hypotheses per sentence with scores (K <= beam)",
+    )
     p.add_argument("--alignments", metavar="FILE", help="write Pharaoh word alignments here")
-    p.add_argument("--errors", choices=("strict", "replace"), default="strict",
-                   help="invalid UTF-8 input: stop with an error naming the line (strict) or "
-                        "replace the bad bytes and warn (replace)")
+    p.add_argument(
+        "--errors",
+        choices=("strict", "replace"),
+        default="strict",
+        help="invalid UTF-8 input: stop with an error naming the line (strict) or "
+        "replace the bad bytes and warn (replace)",
+    )
     p.set_defaults(func=run)
 
 
 def load_translator(
-    args: argparse.Namespace, *, alignments: bool = False, n_best: int | None = None,
+    args: argparse.Namespace,
+    *,
+    alignments: bool = False,
+    n_best: int | None = None,
     chunk_size: int | None = None,
 ):
     """Load the run named by args.run and build its Translator from the decoding options."""
@@ -105,10 +144,18 @@ def load_translator(
     device = "cuda" if args.device != "cpu" and torch.cuda.is_available() else "cpu"
     run_ = load_run(args.run, device=device)
     translator = build_translator(
-        run_, beam=args.beam, n_best=n_best, length_penalty=args.length_penalty,
-        max_len_ratio=args.max_len_ratio, max_len_offset=args.max_len_offset,
-        batch_size=args.batch_size, precision=args.precision, alignments=alignments,
-        align_layer=args.align_layer, align_head=args.align_head, chunk_size=chunk_size,
+        run_,
+        beam=args.beam,
+        n_best=n_best,
+        length_penalty=args.length_penalty,
+        max_len_ratio=args.max_len_ratio,
+        max_len_offset=args.max_len_offset,
+        batch_size=args.batch_size,
+        precision=args.precision,
+        alignments=alignments,
+        align_layer=args.align_layer,
+        align_head=args.align_head,
+        chunk_size=chunk_size,
     )
     return run_, translator
 
@@ -159,21 +206,34 @@ def run(args: argparse.Namespace) -> int:
     from seq2seq.evaluation.alignment import format_pharaoh
 
     interactive = args.input is None and sys.stdin.isatty()
-    _, translator = load_translator(args, alignments=args.alignments is not None,
-                                    n_best=args.n_best, chunk_size=1 if interactive else None)
+    _, translator = load_translator(
+        args,
+        alignments=args.alignments is not None,
+        n_best=args.n_best,
+        chunk_size=1 if interactive else None,
+    )
     n_best = args.n_best is not None  # the n-best format, even for --n-best 1
     total = _count_lines(args.input) if args.input is not None and args.output else None
     with contextlib.ExitStack() as stack:
         source = stack.enter_context(_open_input(args.input))
         out = stack.enter_context(atomic_output(args.output))
-        align_out = stack.enter_context(atomic_output(args.alignments)) \
-            if args.alignments is not None else None
+        align_out = (
+            stack.enter_context(atomic_output(args.alignments))
+            if args.alignments is not None
+            else None
+        )
         lines = iter_lines(source, errors=args.errors, name=args.input or "<stdin>")
-        progress = stack.enter_context(tqdm(total=total, unit="sent", desc="translate",
-                                            disable=args.output is None, dynamic_ncols=True))
+        progress = stack.enter_context(
+            tqdm(
+                total=total,
+                unit="sent",
+                desc="translate",
+                disable=args.output is None,
+                dynamic_ncols=True,
+            )
+        )
         for index, translation in enumerate(translator.translate(lines)):
-            out.write(format_nbest(index, translation.nbest) if n_best
-                      else translation.text + "\n")
+            out.write(format_nbest(index, translation.nbest) if n_best else translation.text + "\n")
             if align_out is not None:
                 align_out.write(format_pharaoh(translation.alignment or []) + "\n")
             progress.update(1)

@@ -20,7 +20,7 @@ Link = tuple[int, int]
 
 
 def parse_alignment(line: str, *, where: str = "alignment") -> tuple[set[Link], set[Link]]:
-    """"0-0 1p2 3?4 ..." -> (sure, possible); possible includes the sure links."""
+    """ "0-0 1p2 3?4 ..." -> (sure, possible); possible includes the sure links."""
     sure: set[Link] = set()
     possible: set[Link] = set()
     for item in line.split():

@@ -110,7 +110,11 @@ def encode_corpus(
         logger.info(
             "kept %d of %d sentence pairs: dropped %d longer than max_len=%d, %d with an empty"
             " source",
-            len(pairs), len(src_lines), too_long, max_len, empty,
+            len(pairs),
+            len(src_lines),
+            too_long,
+            max_len,
+            empty,
         )
     return pairs, dropped
 

@@ -58,6 +58,7 @@ chair chairs Stuhl Stühle m b | table tables Tisch Tische m b
 """
 ONE_ACC = {"m": "einen", "f": "eine", "n": "ein"}
 ARTICLE = {"m": "der", "f": "die", "n": "das"}
+# fmt: off
 # subject phrase, person (1s, 1p, 3s, 3p)
 SUBJECTS = [
     ("I/s", "ich/s", "1s"), ("we/s", "wir/s", "1p"), ("he/s", "er/s", "3s"),
@@ -98,6 +99,7 @@ VEHICLES = ["the/a train/b leaves/v|der/a Zug/b fährt/v | ab/v",
             "the/a plane/b leaves/v|das/a Flugzeug/b fliegt/v | ab/v"]
 SHOPS = ["the/a shop/b|der/a Laden/b", "the/a bank/b|die/a Bank/b",
          "the/a museum/b|das/a Museum/b", "the/a library/b|die/a Bibliothek/b"]
+# fmt: on
 
 
 @dataclass(frozen=True)
@@ -225,8 +227,10 @@ def _random_date(rng: random.Random, dative: bool) -> Phrase:
 
 
 def _random_time(rng: random.Random, at: bool = True) -> Phrase:
-    kind = rng.choices(["oclock", "past", "to", "half", "digital", "midnight"],
-                       weights=[0.2, 0.25, 0.2, 0.2, 0.1, 0.05])[0]
+    kind = rng.choices(
+        ["oclock", "past", "to", "half", "digital", "midnight"],
+        weights=[0.2, 0.25, 0.2, 0.2, 0.1, 0.05],
+    )[0]
     if kind == "digital":
         return clock(kind, rng.randint(6, 23), rng.randrange(0, 60, 5), at=at)
     hour, minutes = rng.randint(1, 12), rng.choice([5, 10, 15, 20])
@@ -237,8 +241,9 @@ def _random_time(rng: random.Random, at: bool = True) -> Phrase:
 
 def t_date(rng: random.Random) -> Phrase:
     """The concert is on the third of March. / Today is Monday, the first of May."""
-    kind = rng.choices(["event", "today", "born", "arrive", "event_time"],
-                       weights=[0.35, 0.2, 0.2, 0.15, 0.1])[0]
+    kind = rng.choices(
+        ["event", "today", "born", "arrive", "event_time"], weights=[0.35, 0.2, 0.2, 0.15, 0.1]
+    )[0]
     if kind == "today":
         return render("today/t is/v {d}", "heute/t ist/v {d}", {"d": _random_date(rng, False)})
     if kind == "born":
@@ -273,8 +278,11 @@ def t_time(rng: random.Random) -> Phrase:
         return render("{v} {t}", "{v:0} {t} {v:1}", slots)
     if kind in ("start", "shop"):
         subject = rng.choice(EVENTS[2:] if kind == "start" else SHOPS)  # not "my birthday"
-        verb = rng.choice(["starts/v|beginnt/v", "ends/v|endet/v"] if kind == "start"
-                          else ["opens/v|öffnet/v", "closes/v|schließt/v"])
+        verb = rng.choice(
+            ["starts/v|beginnt/v", "ends/v|endet/v"]
+            if kind == "start"
+            else ["opens/v|öffnet/v", "closes/v|schließt/v"]
+        )
         slots |= {"e": _pair(subject), "v": _pair(verb)}
         return render("{e} {v} {t}", "{e} {v} {t}", slots)
     if kind == "meet":
@@ -289,8 +297,12 @@ def t_time(rng: random.Random) -> Phrase:
 
 
 TEMPLATES: list[tuple[Callable[[random.Random], Phrase], float]] = [
-    (t_possession, 0.3), (t_there_are, 0.08), (t_price, 0.08), (t_arithmetic, 0.08),
-    (t_date, 0.26), (t_time, 0.2),
+    (t_possession, 0.3),
+    (t_there_are, 0.08),
+    (t_price, 0.08),
+    (t_arithmetic, 0.08),
+    (t_date, 0.26),
+    (t_time, 0.2),
 ]
 
 
@@ -304,8 +316,9 @@ def make_example(rng: random.Random) -> Example:
     template = rng.choices([t for t, _ in TEMPLATES], weights=[w for _, w in TEMPLATES])[0]
     ph = template(rng)
     sure, possible = links(ph)
-    return Example(_sentence(words(ph.en)), _sentence(words(ph.de)), frozenset(sure),
-                   frozenset(possible))
+    return Example(
+        _sentence(words(ph.en)), _sentence(words(ph.de)), frozenset(sure), frozenset(possible)
+    )
 
 
 def generate_examples(n: int, seed: int = 1) -> list[Example]:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 Token = tuple[str, str]  # (word, label); label "" = unaligned
 PART = ("|", "")  # separates the parts of a phrase side
 
+# fmt: off
 ONES_EN = (
     "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
     "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen",
@@ -58,6 +59,7 @@ WEEKDAYS_EN = (
 WEEKDAYS_DE = (
     "Montag", "Dienstag", "Mittwoch", "Donnerstag", "Freitag", "Samstag", "Sonntag",
 )
+# fmt: on
 MONTHS = tuple(zip(MONTHS_EN, MONTHS_DE, strict=True))
 WEEKDAYS = tuple(zip(WEEKDAYS_EN, WEEKDAYS_DE, strict=True))
 _ITEM = re.compile(r"\{(\w+)(?::(\d+))?\}")
@@ -72,12 +74,17 @@ class Phrase:
 
 def phrase(en: str, de: str, possible: str = "") -> Phrase:
     """Phrase from "word/label word ..." strings ("|" splits parts); possible: "a:b c:d"."""
+
     def side(text: str) -> tuple[Token, ...]:
         return tuple(
-            PART if item == "|" else (item.rpartition("/")[0] or item, item.rpartition("/")[2])
-            if "/" in item else (item, "")
+            PART
+            if item == "|"
+            else (item.rpartition("/")[0] or item, item.rpartition("/")[2])
+            if "/" in item
+            else (item, "")
             for item in text.split()
         )
+
     pairs = frozenset(tuple(p.split(":")) for p in possible.split())
     return Phrase(side(en), side(de), pairs)  # type: ignore[arg-type]
 
@@ -199,7 +206,12 @@ def uninflected_one_ok(n: int) -> bool:
 
 
 def date(
-    day: int, month: int, *, form: str, dative: bool, year: int | None = None,
+    day: int,
+    month: int,
+    *,
+    form: str,
+    dative: bool,
+    year: int | None = None,
     weekday: int | None = None,
 ) -> Phrase:
     """A date; form "of" (the third of March), "md" (March third) or "digits" (March 3).

@@ -89,7 +89,11 @@ def train_sentencepiece(
                 "%s: the training text supports at most %d subword pieces; using"
                 " vocab_size=%d instead of %d (set data.tokenizer.vocab_size <= %d to avoid"
                 " this warning)",
-                name, size, size, vocab_size, size,
+                name,
+                size,
+                size,
+                vocab_size,
+                size,
             )
     raise DataError(
         f"{name}: sentencepiece could not train a model near data.tokenizer.vocab_size="
@@ -105,8 +109,14 @@ def _train_once(sentences: list[str], model_type: str, vocab_size: int, coverage
         model_type=model_type,
         vocab_size=vocab_size,
         character_coverage=coverage,
-        pad_id=PAD_ID, unk_id=UNK_ID, bos_id=BOS_ID, eos_id=EOS_ID,
-        pad_piece=PAD, unk_piece=UNK, bos_piece=BOS, eos_piece=EOS,
+        pad_id=PAD_ID,
+        unk_id=UNK_ID,
+        bos_id=BOS_ID,
+        eos_id=EOS_ID,
+        pad_piece=PAD,
+        unk_piece=UNK,
+        bos_piece=BOS,
+        eos_piece=EOS,
         input_sentence_size=0,  # sampling is done above, reproducibly by seed
         shuffle_input_sentence=False,
         num_threads=max(1, min(4, os.cpu_count() or 1)),
@@ -182,8 +192,10 @@ class Tokenizer:
         tokenizer.save(out_dir)
         logger.info(
             "trained %s %s subword model(s): src vocab %d, tgt vocab %d",
-            "joint" if cfg.joint else "separate", cfg.type,
-            tokenizer.src_vocab_size, tokenizer.tgt_vocab_size,
+            "joint" if cfg.joint else "separate",
+            cfg.type,
+            tokenizer.src_vocab_size,
+            tokenizer.tgt_vocab_size,
         )
         return tokenizer
 

@@ -51,11 +51,15 @@ def select_attention(weights: Tensor, *, layer: int = -1, head: int | None = Non
         )
     n_layers, n_heads = weights.shape[:2]
     if not -n_layers <= layer < n_layers:
-        raise AlignmentError(f"align layer: got {layer}, the model has {n_layers} layer(s) "
-                             f"(valid: 0..{n_layers - 1} or -1..-{n_layers})")
+        raise AlignmentError(
+            f"align layer: got {layer}, the model has {n_layers} layer(s) "
+            f"(valid: 0..{n_layers - 1} or -1..-{n_layers})"
+        )
     if head is not None and not -n_heads <= head < n_heads:
-        raise AlignmentError(f"align head: got {head}, the attention has {n_heads} head(s) "
-                             f"(valid: 0..{n_heads - 1}, or none for the mean over heads)")
+        raise AlignmentError(
+            f"align head: got {head}, the attention has {n_heads} head(s) "
+            f"(valid: 0..{n_heads - 1}, or none for the mean over heads)"
+        )
     per_layer = weights[layer].float()
     return per_layer.mean(dim=0) if head is None else per_layer[head]
 
@@ -91,8 +95,10 @@ def attention_alignment(
     """
     rows, cols = len(tgt_word_ids), len(src_word_ids)
     if weights.size(0) < rows or weights.size(1) < cols:
-        raise AlignmentError(f"attention of shape {tuple(weights.shape)} is smaller than the "
-                             f"{rows} target x {cols} source pieces to align")
+        raise AlignmentError(
+            f"attention of shape {tuple(weights.shape)} is smaller than the "
+            f"{rows} target x {cols} source pieces to align"
+        )
     src_ids = torch.tensor(src_word_ids, dtype=torch.long)
     tgt_ids = torch.tensor(tgt_word_ids, dtype=torch.long)
     n_src, n_tgt = max(src_word_ids, default=-1) + 1, max(tgt_word_ids, default=-1) + 1
@@ -117,7 +123,7 @@ def format_pharaoh(links: Iterable[Link]) -> str:
 
 
 def parse_pharaoh(line: str, *, where: str = "alignment") -> tuple[set[Link], set[Link]]:
-    """"0-0 1p2 3?1" -> (sure, possible); possible includes the sure links (S ⊆ P).
+    """ "0-0 1p2 3?1" -> (sure, possible); possible includes the sure links (S ⊆ P).
 
     "i-j" is sure; "ipj" and "i?j" are possible. Errors name `where` (file and line).
     """

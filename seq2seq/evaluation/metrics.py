@@ -22,10 +22,10 @@ __all__ = ["MetricScore", "corpus_bleu", "corpus_scores"]
 class MetricScore:
     """One corpus score: value, sacrebleu signature and sacrebleu's one-line summary."""
 
-    name: str        # "bleu" | "bleu_lowercase" | "chrf" | "ter"
+    name: str  # "bleu" | "bleu_lowercase" | "chrf" | "ter"
     score: float
-    signature: str   # e.g. "nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:2.6.0"
-    summary: str     # e.g. "BLEU = 47.29 75.0/66.7/40.0/25.0 (BP = 1.000 ...)"
+    signature: str  # e.g. "nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:2.6.0"
+    summary: str  # e.g. "BLEU = 47.29 75.0/66.7/40.0/25.0 (BP = 1.000 ...)"
 
 
 def _check(hyps: Sequence[str], refs: Sequence[str]) -> tuple[list[str], list[list[str]]]:
@@ -43,8 +43,12 @@ def _check(hyps: Sequence[str], refs: Sequence[str]) -> tuple[list[str], list[li
 
 def _score(name: str, metric: Any, hyps: list[str], refs: list[list[str]]) -> MetricScore:
     result = metric.corpus_score(hyps, refs)
-    return MetricScore(name=name, score=float(result.score),
-                       signature=str(metric.get_signature()), summary=str(result))
+    return MetricScore(
+        name=name,
+        score=float(result.score),
+        signature=str(metric.get_signature()),
+        summary=str(result),
+    )
 
 
 def corpus_bleu(hyps: Sequence[str], refs: Sequence[str], *, lowercase: bool = False) -> float:

@@ -35,7 +35,7 @@ from seq2seq.training.rundir import flatten
 logger = logging.getLogger(__name__)
 
 RESULT_FILE = "compare_result.json"
-PRECISION = "auto"     # as `seq2seq evaluate`: bf16 where the hardware has it, else fp32
+PRECISION = "auto"  # as `seq2seq evaluate`: bf16 where the hardware has it, else fp32
 
 
 @dataclass
@@ -61,16 +61,16 @@ def run_comparison(
     from seq2seq.experiments.report import write_report
 
     out_dir = Path(out_dir)
-    variants = plan_variants(config_paths, out_dir=out_dir, max_time=max_time,
-                             overrides=overrides)
+    variants = plan_variants(config_paths, out_dir=out_dir, max_time=max_time, overrides=overrides)
     budget = budget_seconds(max_time)
     results = []
     for n, variant in enumerate(variants, 1):
         variant_beam = beam or variant.config.decode.beam
         result = finished_result(variant)
         if result is not None and result["beam"] == variant_beam:
-            logger.info("variant %d/%d %s: finished earlier, skipped", n, len(variants),
-                        variant.name)
+            logger.info(
+                "variant %d/%d %s: finished earlier, skipped", n, len(variants), variant.name
+            )
         else:
             logger.info("variant %d/%d %s", n, len(variants), variant.name)
             train_variant(variant, budget)
@@ -78,8 +78,7 @@ def run_comparison(
             write_atomic(json.dumps(result, indent=1) + "\n", variant.run_dir / RESULT_FILE)
         results.append(result)
     comparison = Comparison(variants=variants, results=results, out_dir=out_dir)
-    write_report(comparison, max_time=max_time, budget=budget, sentence=sentence,
-                 command=command)
+    write_report(comparison, max_time=max_time, budget=budget, sentence=sentence, command=command)
     return comparison
 
 
@@ -120,8 +119,11 @@ def evaluate_variant(variant: Variant, *, beam: int) -> dict[str, Any]:
     records = read_metrics(run_dir)
     segments = read_segments(run_dir)
     curve = valid_times(records, segments)
-    tok_per_s = [r["tgt_tok_per_s"] for r in records
-                 if r.get("split") == "train" and r.get("tgt_tok_per_s") is not None]
+    tok_per_s = [
+        r["tgt_tok_per_s"]
+        for r in records
+        if r.get("split") == "train" and r.get("tgt_tok_per_s") is not None
+    ]
     bleus = [b for _, _, b in curve if b is not None]
     peaks = [s["peak_rss_kib"] for s in segments if s.get("peak_rss_kib") is not None]
     last = load_checkpoint(run_dir / "last.pt")
@@ -136,15 +138,21 @@ def evaluate_variant(variant: Variant, *, beam: int) -> dict[str, Any]:
         "tgt_tok_per_s_median": statistics.median(tok_per_s) if tok_per_s else None,
         "valid_bleu_best": max(bleus) if bleus else None,
         "valid_curve": [{"step": s, "seconds": t, "bleu": b} for s, t, b in curve],
-        "test": {"src": test.src, "ref": test.tgt, "sentences": len(src),
-                 "checkpoint": str(run.checkpoint_path)},
+        "test": {
+            "src": test.src,
+            "ref": test.tgt,
+            "sentences": len(src),
+            "checkpoint": str(run.checkpoint_path),
+        },
         "beam": beam,
         "precision": translator.precision,
-        "scores": {name: {"score": s.score, "signature": s.signature}
-                   for name, s in scores.items()},
+        "scores": {
+            name: {"score": s.score, "signature": s.signature} for name, s in scores.items()
+        },
         "peak_rss_kib": max(peaks) if peaks else None,
-        "memory_source": next((s["memory_source"] for s in segments
-                               if s.get("memory_source")), None),
+        "memory_source": next(
+            (s["memory_source"] for s in segments if s.get("memory_source")), None
+        ),
         "train_wall_seconds": sum(s["wall_seconds"] for s in segments),
         "train_seconds": next((t for _, t, _ in reversed(curve) if t is not None), None),
         "segments": segments,

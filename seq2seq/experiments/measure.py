@@ -30,18 +30,20 @@ def peak_rss_kib() -> tuple[int | None, str]:
         pass
     try:
         import resource
-    except ImportError:   # not a Unix system
+    except ImportError:  # not a Unix system
         return None, "unavailable"
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return (peak // 1024 if sys.platform == "darwin" else peak), "ru_maxrss"   # bytes on macOS
+    return (peak // 1024 if sys.platform == "darwin" else peak), "ru_maxrss"  # bytes on macOS
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs ``seq2seq ARGS`` and writes the stats file, whatever the outcome."""
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) < 2:
-        print("usage: python -m seq2seq.experiments.measure STATS.json COMMAND [ARGS...]",
-              file=sys.stderr)
+        print(
+            "usage: python -m seq2seq.experiments.measure STATS.json COMMAND [ARGS...]",
+            file=sys.stderr,
+        )
         return 2
     from seq2seq.checkpoint import write_atomic
     from seq2seq.cli import main as cli_main
@@ -53,8 +55,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         code = cli_main(command)
     finally:
         peak, source = peak_rss_kib()
-        stats = {"exit_code": code, "wall_seconds": time.perf_counter() - started,
-                 "peak_rss_kib": peak, "memory_source": source}
+        stats = {
+            "exit_code": code,
+            "wall_seconds": time.perf_counter() - started,
+            "peak_rss_kib": peak,
+            "memory_source": source,
+        }
         write_atomic(json.dumps(stats) + "\n", stats_path)
     return code
 

@@ -16,8 +16,19 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-COLUMNS = ("variant", "model", "parameters", "steps", "tgt tok/s", "valid BLEU (best)",
-           "test BLEU", "test BLEU (lc)", "test chrF", "peak RSS", "train time")
+COLUMNS = (
+    "variant",
+    "model",
+    "parameters",
+    "steps",
+    "tgt tok/s",
+    "valid BLEU (best)",
+    "test BLEU",
+    "test BLEU (lc)",
+    "test chrF",
+    "peak RSS",
+    "train time",
+)
 SCORES = (("bleu", "BLEU"), ("bleu_lowercase", "BLEU, lowercased"), ("chrf", "chrF"))
 
 METHODS = """\
@@ -48,8 +59,9 @@ How the columns are measured:
 """
 
 
-def write_report(comparison: Comparison, *, max_time: str, budget: float,
-                 sentence: str | None, command: str) -> None:
+def write_report(
+    comparison: Comparison, *, max_time: str, budget: float, sentence: str | None, command: str
+) -> None:
     """Figures, results.json and report.md in ``comparison.out_dir``."""
     from seq2seq.viz.compare import plot_bleu_vs_time
 
@@ -59,18 +71,33 @@ def write_report(comparison: Comparison, *, max_time: str, budget: float,
     for r in comparison.results:
         points = [(p["seconds"], p["bleu"]) for p in r["valid_curve"] if p["seconds"] is not None]
         curves[r["variant"]] = ([t for t, _ in points], [b for _, b in points])
-    plot_bleu_vs_time(curves, out / "bleu_vs_time.png", budget_seconds=budget,
-                      title=f"validation BLEU, {max_time} budget per variant")
+    plot_bleu_vs_time(
+        curves,
+        out / "bleu_vs_time.png",
+        budget_seconds=budget,
+        title=f"validation BLEU, {max_time} budget per variant",
+    )
     sentence = sentence if sentence is not None else _first_test_sentence(comparison)
     outputs = _alignment_figure(comparison, sentence, out / "alignments.png")
     results = {
-        "command": command, "max_time": max_time, "budget_seconds": budget,
-        "alignment_sentence": sentence, "alignment_outputs": outputs,
+        "command": command,
+        "max_time": max_time,
+        "budget_seconds": budget,
+        "alignment_sentence": sentence,
+        "alignment_outputs": outputs,
         "variants": comparison.results,
     }
     write_atomic(json.dumps(results, indent=1) + "\n", out / "results.json")
-    write_atomic(report_markdown(comparison.results, max_time=max_time, sentence=sentence,
-                                 outputs=outputs, command=command), out / "report.md")
+    write_atomic(
+        report_markdown(
+            comparison.results,
+            max_time=max_time,
+            sentence=sentence,
+            outputs=outputs,
+            command=command,
+        ),
+        out / "report.md",
+    )
 
 
 def _first_test_sentence(comparison: Comparison) -> str:
@@ -93,15 +120,22 @@ def _alignment_figure(comparison: Comparison, sentence: str, path: Path) -> dict
     for variant in comparison.variants:
         run = load_run(variant.run_dir)
         decode = variant.config.decode
-        example = attention_for_pair(run.model, run.tokenizer, sentence,
-                                     max_len_ratio=decode.max_len_ratio,
-                                     max_len_offset=decode.max_len_offset)
+        example = attention_for_pair(
+            run.model,
+            run.tokenizer,
+            sentence,
+            max_len_ratio=decode.max_len_ratio,
+            max_len_offset=decode.max_len_offset,
+        )
         rows, cols = example.labels("cross")
-        weights = example.matrices("cross")[-1].mean(axis=0)      # [Tt, Ts]
+        weights = example.matrices("cross")[-1].mean(axis=0)  # [Tt, Ts]
         panels.append(AlignmentPanel(variant.name, weights, src_labels=cols, tgt_labels=rows))
         outputs[variant.name] = "".join(p for p in rows if p != EOS).replace("\u2581", " ").strip()
-    plot_alignment_panels(panels, path, title="cross-attention (last layer, mean of heads), "
-                          f"greedy translation of: {sentence}")
+    plot_alignment_panels(
+        panels,
+        path,
+        title=f"cross-attention (last layer, mean of heads), greedy translation of: {sentence}",
+    )
     return outputs
 
 
@@ -114,41 +148,69 @@ def table_row(r: dict[str, Any]) -> list[str]:
     scores = r["scores"]
     peak = r["peak_rss_kib"]
     return [
-        r["variant"], r["model"], f"{r['parameters']:,}", str(r["steps"]),
-        _number(r["tgt_tok_per_s_median"], ",.0f"), _number(r["valid_bleu_best"], ".2f"),
-        f"{scores['bleu']['score']:.2f}", f"{scores['bleu_lowercase']['score']:.2f}",
+        r["variant"],
+        r["model"],
+        f"{r['parameters']:,}",
+        str(r["steps"]),
+        _number(r["tgt_tok_per_s_median"], ",.0f"),
+        _number(r["valid_bleu_best"], ".2f"),
+        f"{scores['bleu']['score']:.2f}",
+        f"{scores['bleu_lowercase']['score']:.2f}",
         f"{scores['chrf']['score']:.2f}",
         "-" if peak is None else f"{peak / 1024:,.0f} MiB",
         format_duration(r["train_wall_seconds"]),
     ]
 
 
-def report_markdown(results: list[dict[str, Any]], *, max_time: str, sentence: str,
-                    outputs: dict[str, str], command: str) -> str:
+def report_markdown(
+    results: list[dict[str, Any]],
+    *,
+    max_time: str,
+    sentence: str,
+    outputs: dict[str, str],
+    command: str,
+) -> str:
     """The text of report.md."""
     lines = [
-        "# Attention variants compared", "",
-        "Produced by:", "", f"    {command}", "",
+        "# Attention variants compared",
+        "",
+        "Produced by:",
+        "",
+        f"    {command}",
+        "",
         f"Each variant trained for at most {max_time} of wall-clock time (`train.max_time`), "
-        "one after another on the same machine, then translated its test set:", "",
+        "one after another on the same machine, then translated its test set:",
+        "",
     ]
     for r in results:
         test = r["test"]
-        lines.append(f"- {r['variant']}: `{r['config_path']}`, test `{test['src']}` "
-                     f"({test['sentences']} sentences), beam {r['beam']}, "
-                     f"{r['precision']}, stopped: {r['stop_reason'] or 'unknown'}")
+        lines.append(
+            f"- {r['variant']}: `{r['config_path']}`, test `{test['src']}` "
+            f"({test['sentences']} sentences), beam {r['beam']}, "
+            f"{r['precision']}, stopped: {r['stop_reason'] or 'unknown'}"
+        )
     lines += ["", "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in table_row(r)) + " |"
-              for r in results]
+    lines += [
+        "| " + " | ".join(c.replace("|", "\\|") for c in table_row(r)) + " |" for r in results
+    ]
     lines += ["", "sacrebleu signatures:", ""]
     for key, label in SCORES:
         signatures = sorted({r["scores"][key]["signature"] for r in results})
         lines += [f"- {label}: `{s}`" for s in signatures]
-    lines += ["", METHODS, "## Validation BLEU against training time", "",
-              "![validation BLEU against wall-clock time](bleu_vs_time.png)", "",
-              "## Alignments", "",
-              "Cross-attention of the last decoder layer (mean of the heads) while each variant "
-              f"translates, greedily, the sentence: {sentence}", "",
-              "![cross-attention of every variant](alignments.png)", ""]
+    lines += [
+        "",
+        METHODS,
+        "## Validation BLEU against training time",
+        "",
+        "![validation BLEU against wall-clock time](bleu_vs_time.png)",
+        "",
+        "## Alignments",
+        "",
+        "Cross-attention of the last decoder layer (mean of the heads) while each variant "
+        f"translates, greedily, the sentence: {sentence}",
+        "",
+        "![cross-attention of every variant](alignments.png)",
+        "",
+    ]
     lines += [f"- {name}: {text}" for name, text in outputs.items()]
     return "\n".join(lines) + "\n"

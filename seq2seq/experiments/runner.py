@@ -31,7 +31,7 @@ logger = logging.getLogger(__name__)
 
 TRAIN_LOG = "compare_train.json"
 _STATS = ".compare_segment.json"
-_MIN_SECONDS = 1.0    # a resumed variant with less budget left than this counts as trained
+_MIN_SECONDS = 1.0  # a resumed variant with less budget left than this counts as trained
 
 
 def read_segments(run_dir: Path) -> list[dict[str, Any]]:
@@ -42,8 +42,9 @@ def read_segments(run_dir: Path) -> list[dict[str, Any]]:
     try:
         return list(json.loads(path.read_text(encoding="utf-8"))["segments"])
     except (ValueError, KeyError, TypeError) as e:
-        raise CompareError(f"{path} is damaged ({e}); delete {run_dir} to train the variant "
-                           "afresh") from None
+        raise CompareError(
+            f"{path} is damaged ({e}); delete {run_dir} to train the variant afresh"
+        ) from None
 
 
 def _append_segment(run_dir: Path, segment: dict[str, Any]) -> None:
@@ -56,8 +57,9 @@ def is_trained(run_dir: Path) -> bool:
     return bool(segments) and segments[-1]["exit_code"] == 0
 
 
-def valid_times(records: Sequence[dict[str, Any]], segments: Sequence[dict[str, Any]]
-                ) -> list[tuple[int, float | None, float]]:
+def valid_times(
+    records: Sequence[dict[str, Any]], segments: Sequence[dict[str, Any]]
+) -> list[tuple[int, float | None, float]]:
     """``(step, training seconds, BLEU)`` of every validation record, in file order.
 
     The trainer's ``elapsed`` counts from the start of its process; after a resume at step k
@@ -85,8 +87,9 @@ def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
     path = run_dir / "metrics.jsonl"
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()
-            if line.strip()]
+    return [
+        json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
+    ]
 
 
 def _seconds_used(run_dir: Path, step: int) -> float:
@@ -94,8 +97,12 @@ def _seconds_used(run_dir: Path, step: int) -> float:
     points = valid_times(read_metrics(run_dir), read_segments(run_dir))
     times = [t for s, t, _ in points if s == step and t is not None]
     if not times:
-        logger.warning("%s: no validation time recorded for step %d; the resumed run gets the "
-                       "full time budget", run_dir, step)
+        logger.warning(
+            "%s: no validation time recorded for step %d; the resumed run gets the "
+            "full time budget",
+            run_dir,
+            step,
+        )
     return times[-1] if times else 0.0
 
 
@@ -105,7 +112,7 @@ def train_variant(variant: Variant, budget: float) -> None:
     if is_trained(run_dir):
         return
     overrides, mode, start_step = list(variant.overrides), None, 0
-    max_time = variant.config.train.max_time      # the budget of this segment
+    max_time = variant.config.train.max_time  # the budget of this segment
     if (run_dir / "last.pt").is_file():
         start_step = int(load_checkpoint(run_dir / "last.pt").get("step", 0))
         left = budget - _seconds_used(run_dir, start_step)
@@ -116,17 +123,22 @@ def train_variant(variant: Variant, budget: float) -> None:
             return
         max_time = f"{left:.3f}s"
         overrides.append(f"train.max_time={max_time}")
-        logger.info("%s: resuming from step %d with %.0f s of the budget left",
-                    variant.name, start_step, left)
+        logger.info(
+            "%s: resuming from step %d with %.0f s of the budget left",
+            variant.name,
+            start_step,
+            left,
+        )
     elif run_entries(run_dir):
-        mode = "--overwrite"    # stopped before its first checkpoint: nothing to resume
+        mode = "--overwrite"  # stopped before its first checkpoint: nothing to resume
         logger.info("%s: restarting (the interrupted run wrote no checkpoint)", variant.name)
     started = time.perf_counter()
     try:
         code, stats = _run_train_process(variant, overrides, mode)
-    except KeyboardInterrupt:   # the next comparison resumes it; its time still counts
-        _append_segment(run_dir, _segment(mode, start_step, max_time, 130,
-                                          time.perf_counter() - started, {}))
+    except KeyboardInterrupt:  # the next comparison resumes it; its time still counts
+        _append_segment(
+            run_dir, _segment(mode, start_step, max_time, 130, time.perf_counter() - started, {})
+        )
         raise
     wall = time.perf_counter() - started
     _append_segment(run_dir, _segment(mode, start_step, max_time, code, wall, stats))
@@ -138,12 +150,22 @@ def train_variant(variant: Variant, budget: float) -> None:
         )
 
 
-def _segment(mode: str | None, start_step: int, max_time: str | None, code: int, wall: float,
-             stats: dict[str, Any]) -> dict[str, Any]:
+def _segment(
+    mode: str | None,
+    start_step: int,
+    max_time: str | None,
+    code: int,
+    wall: float,
+    stats: dict[str, Any],
+) -> dict[str, Any]:
     return {
         "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "resumed": mode == "--resume", "start_step": start_step, "max_time": max_time,
-        "exit_code": code, "wall_seconds": wall, "peak_rss_kib": stats.get("peak_rss_kib"),
+        "resumed": mode == "--resume",
+        "start_step": start_step,
+        "max_time": max_time,
+        "exit_code": code,
+        "wall_seconds": wall,
+        "peak_rss_kib": stats.get("peak_rss_kib"),
         "memory_source": stats.get("memory_source"),
     }
 
@@ -156,8 +178,16 @@ def _run_train_process(
     run_dir.mkdir(parents=True, exist_ok=True)
     stats_path = run_dir / _STATS
     stats_path.unlink(missing_ok=True)
-    command = [sys.executable, "-m", "seq2seq.experiments.measure", str(stats_path), "train",
-               str(variant.config_path), "--run-dir", str(run_dir)]
+    command = [
+        sys.executable,
+        "-m",
+        "seq2seq.experiments.measure",
+        str(stats_path),
+        "train",
+        str(variant.config_path),
+        "--run-dir",
+        str(run_dir),
+    ]
     for item in overrides:
         command += ["--set", item]
     if mode:

@@ -18,11 +18,11 @@ class CompareError(ValueError):
 class Variant:
     """One config of a comparison."""
 
-    name: str                  # the config file's stem: the variant's name in the report
+    name: str  # the config file's stem: the variant's name in the report
     config_path: Path
-    config: Config             # with the comparison's overrides applied
+    config: Config  # with the comparison's overrides applied
     overrides: tuple[str, ...]  # the --set items every training of this variant receives
-    run_dir: Path              # OUT/runs/<name>
+    run_dir: Path  # OUT/runs/<name>
 
 
 def budget_seconds(max_time: str) -> float:
@@ -70,9 +70,15 @@ def plan_variants(
                 f"{path}: data.test is not set; compare evaluates every variant on its test set"
             )
         _check_data_files(cfg, path)
-        variants.append(Variant(name=name, config_path=path, config=cfg,
-                                overrides=full_overrides,
-                                run_dir=Path(out_dir) / "runs" / name))
+        variants.append(
+            Variant(
+                name=name,
+                config_path=path,
+                config=cfg,
+                overrides=full_overrides,
+                run_dir=Path(out_dir) / "runs" / name,
+            )
+        )
     return variants
 
 
@@ -94,8 +100,10 @@ def describe_model(model: ModelConfig) -> str:
         if style == "luong" and model.rnn.input_feeding:
             style += ", input feeding"
         return f"rnn ({style}): cross {_slot(slots.cross)}"
-    return (f"{model.arch}: enc-self {_slot(slots.encoder_self)}, "
-            f"dec-self {_slot(slots.decoder_self)}, cross {_slot(slots.cross)}")
+    return (
+        f"{model.arch}: enc-self {_slot(slots.encoder_self)}, "
+        f"dec-self {_slot(slots.decoder_self)}, cross {_slot(slots.cross)}"
+    )
 
 
 def _slot(attention) -> str:

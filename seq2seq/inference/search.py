@@ -223,8 +223,10 @@ def _limits(model, src: Tensor, max_len: int | Tensor) -> Tensor:
     n = src.size(0)
     if isinstance(max_len, Tensor):
         if max_len.shape not in ((), (n,)):
-            raise ValueError(f"max_len: expected an int or a tensor of shape [{n}], "
-                             f"got shape {tuple(max_len.shape)}")
+            raise ValueError(
+                f"max_len: expected an int or a tensor of shape [{n}], "
+                f"got shape {tuple(max_len.shape)}"
+            )
         limit = max_len.to(device=src.device, dtype=torch.long).expand(n)
     else:
         limit = torch.full((n,), int(max_len), dtype=torch.long, device=src.device)
@@ -270,8 +272,11 @@ def _cannot_improve(cum: Tensor, kth: Tensor, steps: int, limit: Tensor, alpha: 
 
 def _trim(weights: dict[str, Tensor], src_len: int, steps: int) -> dict[str, Tensor]:
     """Cut one sentence's padded weights {slot: [L, H, Tq, Tk]} to its real lengths."""
-    sizes = {"cross": (steps, src_len), "encoder_self": (src_len, src_len),
-             "decoder_self": (steps, steps)}
+    sizes = {
+        "cross": (steps, src_len),
+        "encoder_self": (src_len, src_len),
+        "decoder_self": (steps, steps),
+    }
     out = {}
     for slot, w in weights.items():
         rows, cols = sizes.get(slot, (w.size(-2), w.size(-1)))
@@ -313,9 +318,11 @@ class _Finished:
     def __init__(self, encoded, src: Tensor, *, n_best: int, alpha: float, need_weights: bool):
         self.n_best, self.alpha, self.need_weights = n_best, alpha, need_weights
         self.src_len = (src != PAD_ID).sum(dim=1).tolist()
-        self.encoder_weights = {
-            slot: w.float() for slot, w in getattr(encoded, "weights", {}).items()
-        } if need_weights else {}
+        self.encoder_weights = (
+            {slot: w.float() for slot, w in getattr(encoded, "weights", {}).items()}
+            if need_weights
+            else {}
+        )
         self.hyps: list[list[Hypothesis]] = [[] for _ in range(src.size(0))]
         self._kth = torch.full((src.size(0),), float("-inf"), device=src.device)
 

@@ -75,9 +75,7 @@ def resolve_precision(name: str, device: torch.device) -> torch.dtype | None:
     with bf16 support), else float32.
     """
     if name not in PRECISIONS:
-        raise TranslateError(
-            f"precision: got {name!r}, expected one of {', '.join(PRECISIONS)}"
-        )
+        raise TranslateError(f"precision: got {name!r}, expected one of {', '.join(PRECISIONS)}")
     if name == "fp32":
         return None
     native = torch.cuda.is_bf16_supported() if device.type == "cuda" else cpu_has_native_bf16()
@@ -85,11 +83,10 @@ def resolve_precision(name: str, device: torch.device) -> torch.dtype | None:
         return torch.bfloat16 if native else None
     if not native:
         if device.type == "cuda":
-            raise TranslateError(
-                "precision: bf16 is not supported by this GPU; use fp32 or auto"
-            )
-        logger.warning("this CPU has no native bf16 arithmetic: bf16 decoding is emulated and "
-                       "slower than fp32")
+            raise TranslateError("precision: bf16 is not supported by this GPU; use fp32 or auto")
+        logger.warning(
+            "this CPU has no native bf16 arithmetic: bf16 decoding is emulated and slower than fp32"
+        )
     return torch.bfloat16
 
 
@@ -116,14 +113,14 @@ class Translator:
         if beam < 1:
             raise TranslateError(f"beam: got {beam}, expected an integer >= 1")
         if not 1 <= n_best <= beam:
-            raise TranslateError(
-                f"n-best: got {n_best}, expected 1 <= n-best <= beam ({beam})"
-            )
+            raise TranslateError(f"n-best: got {n_best}, expected 1 <= n-best <= beam ({beam})")
         if batch_size < 1:
             raise TranslateError(f"batch size: got {batch_size}, expected an integer >= 1")
         if max_len_ratio <= 0 or max_len_offset < 0:
-            raise TranslateError(f"max length: got ratio {max_len_ratio} and offset "
-                                 f"{max_len_offset}, expected ratio > 0 and offset >= 0")
+            raise TranslateError(
+                f"max length: got ratio {max_len_ratio} and offset "
+                f"{max_len_offset}, expected ratio > 0 and offset >= 0"
+            )
         self.model, self.tokenizer = model.eval(), tokenizer
         self.beam, self.n_best, self.length_penalty = beam, n_best, length_penalty
         self.max_len_ratio, self.max_len_offset = max_len_ratio, max_len_offset
@@ -163,9 +160,14 @@ class Translator:
         tgt_ids = self.tokenizer.encode_tgt_batch(list(tgt_lines))
         for n, ids in enumerate(tgt_ids):
             if len(ids) >= self.max_src_len:  # BOS + target must fit in max_positions
-                logger.warning("target line %d: %d subword tokens, more than the model's "
-                               "maximum of %d; aligned on its first %d", n + 1, len(ids),
-                               self.max_src_len - 1, self.max_src_len - 1)
+                logger.warning(
+                    "target line %d: %d subword tokens, more than the model's "
+                    "maximum of %d; aligned on its first %d",
+                    n + 1,
+                    len(ids),
+                    self.max_src_len - 1,
+                    self.max_src_len - 1,
+                )
                 tgt_ids[n] = ids[: self.max_src_len - 1]
         links: list[list[Link]] = [[] for _ in src_lines]
         order = sorted(range(len(src_lines)), key=lambda i: (len(src_ids[i]), len(tgt_ids[i])))
@@ -196,39 +198,59 @@ class Translator:
         ids = self.tokenizer.encode_src_batch(list(lines))
         for n, seq in enumerate(ids):
             if len(seq) > self.max_src_len:
-                logger.warning("input line %d: %d subword tokens, more than the model's maximum "
-                               "of %d; truncated to its first %d", first + n, len(seq),
-                               self.max_src_len, self.max_src_len)
+                logger.warning(
+                    "input line %d: %d subword tokens, more than the model's maximum "
+                    "of %d; truncated to its first %d",
+                    first + n,
+                    len(seq),
+                    self.max_src_len,
+                    self.max_src_len,
+                )
                 ids[n] = seq[: self.max_src_len]
         return ids
 
     def _translate_chunk(self, lines: list[str], first: int) -> list[Translation]:
         src_ids = self._encode_src(lines, first)
-        out = [Translation(text="", nbest=[("", 0.0)], alignment=[] if self.alignments else None)
-               for _ in lines]  # empty lines keep these
+        out = [
+            Translation(text="", nbest=[("", 0.0)], alignment=[] if self.alignments else None)
+            for _ in lines
+        ]  # empty lines keep these
         order = sorted((i for i, ids in enumerate(src_ids) if ids), key=lambda i: len(src_ids[i]))
         for start in range(0, len(order), self.batch_size):
             batch = order[start : start + self.batch_size]
-            for i, translation in zip(batch, self._translate_ids([src_ids[i] for i in batch]),
-                                      strict=True):
+            for i, translation in zip(
+                batch, self._translate_ids([src_ids[i] for i in batch]), strict=True
+            ):
                 out[i] = translation
         return out
 
     def _search(self, src: torch.Tensor) -> list[list[Hypothesis]]:
-        limit = max_output_lengths(src, ratio=self.max_len_ratio, offset=self.max_len_offset,
-                                   max_positions=self.max_src_len)
+        limit = max_output_lengths(
+            src,
+            ratio=self.max_len_ratio,
+            offset=self.max_len_offset,
+            max_positions=self.max_src_len,
+        )
         with self._autocast():
             if self.beam == 1:
                 return [[h] for h in greedy_search(self.model, src, max_len=limit)]
-            return beam_search(self.model, src, beam=self.beam, n_best=self.n_best,
-                               length_penalty=self.length_penalty, max_len=limit)
+            return beam_search(
+                self.model,
+                src,
+                beam=self.beam,
+                n_best=self.n_best,
+                length_penalty=self.length_penalty,
+                max_len=limit,
+            )
 
     def _translate_ids(self, src_ids: list[list[int]]) -> list[Translation]:
         results = self._search(collate_src(src_ids).to(self.device))
         translations = [
-            Translation(text=self.tokenizer.decode_tgt(hyps[0].tokens),
-                        nbest=[(self.tokenizer.decode_tgt(h.tokens), h.score) for h in hyps],
-                        tokens=hyps[0].tokens)
+            Translation(
+                text=self.tokenizer.decode_tgt(hyps[0].tokens),
+                nbest=[(self.tokenizer.decode_tgt(h.tokens), h.score) for h in hyps],
+                tokens=hyps[0].tokens,
+            )
             for hyps in results
         ]
         if self.alignments:
@@ -251,13 +273,16 @@ class Translator:
             weights = forced_attention(self.model, src, tgt)
         links = []
         for n, (s, t) in enumerate(zip(src_ids, tgt_ids, strict=True)):
-            matrix = select_attention(weights["cross"][n].cpu(), layer=self.align_layer,
-                                      head=self.align_head)
-            links.append(attention_alignment(
-                matrix,
-                pieces_to_words(self.tokenizer.src_pieces(s)),
-                pieces_to_words(self.tokenizer.tgt_pieces(t)),
-            ))
+            matrix = select_attention(
+                weights["cross"][n].cpu(), layer=self.align_layer, head=self.align_head
+            )
+            links.append(
+                attention_alignment(
+                    matrix,
+                    pieces_to_words(self.tokenizer.src_pieces(s)),
+                    pieces_to_words(self.tokenizer.tgt_pieces(t)),
+                )
+            )
         return links
 
 

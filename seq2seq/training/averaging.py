@@ -86,8 +86,9 @@ def average_state_dicts(
     if not states:
         raise AveragingError("no checkpoints to average")
     first, first_name = states[0], names[0]
-    sums = {key: t.to(torch.float64) if t.is_floating_point() else t.clone()
-            for key, t in first.items()}
+    sums = {
+        key: t.to(torch.float64) if t.is_floating_point() else t.clone() for key, t in first.items()
+    }
     for state, name in zip(states[1:], names[1:], strict=True):
         _check_same_tensors(first, state, first_name, name)
         for key, tensor in state.items():
@@ -99,13 +100,17 @@ def average_state_dicts(
                     f"one in {first_name}; such tensors cannot be averaged"
                 )
     n = len(states)
-    return {key: (value / n).to(first[key].dtype) if first[key].is_floating_point() else value
-            for key, value in sums.items()}
+    return {
+        key: (value / n).to(first[key].dtype) if first[key].is_floating_point() else value
+        for key, value in sums.items()
+    }
 
 
 def _check_same_tensors(
-    reference: dict[str, torch.Tensor], other: dict[str, torch.Tensor],
-    reference_name: str, name: str,
+    reference: dict[str, torch.Tensor],
+    other: dict[str, torch.Tensor],
+    reference_name: str,
+    name: str,
 ) -> None:
     missing = sorted(reference.keys() - other.keys())
     extra = sorted(other.keys() - reference.keys())
@@ -132,15 +137,21 @@ def _few(names: list[str], limit: int = 5) -> str:
     return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
-def _check_same_config(reference: dict[str, Any], other: dict[str, Any],
-                       reference_name: str, name: str) -> None:
+def _check_same_config(
+    reference: dict[str, Any], other: dict[str, Any], reference_name: str, name: str
+) -> None:
     ref_flat, other_flat = flatten(reference), flatten(other)
-    keys = sorted(k for k in ref_flat.keys() | other_flat.keys()
-                  if k.startswith(_SAME_SECTIONS) and ref_flat.get(k) != other_flat.get(k))
+    keys = sorted(
+        k
+        for k in ref_flat.keys() | other_flat.keys()
+        if k.startswith(_SAME_SECTIONS) and ref_flat.get(k) != other_flat.get(k)
+    )
     if keys:
-        detail = "\n  ".join(f"{k}: {other_flat.get(k, '(absent)')!r} in {name}, "
-                             f"{ref_flat.get(k, '(absent)')!r} in {reference_name}"
-                             for k in keys[:10])
+        detail = "\n  ".join(
+            f"{k}: {other_flat.get(k, '(absent)')!r} in {name}, "
+            f"{ref_flat.get(k, '(absent)')!r} in {reference_name}"
+            for k in keys[:10]
+        )
         raise AveragingError(
             f"checkpoint {name} was trained with another model or tokenizer config than "
             f"{reference_name}; only checkpoints of the same model can be averaged:\n  {detail}"
@@ -210,15 +221,16 @@ def write_averaged_checkpoint(
     if present is None:
         Tokenizer.from_bytes(tokenizer).save(out.parent)
     save_checkpoint(averaged, out)
-    logger.info("averaged %d checkpoints (steps %s) into %s", len(paths),
-                averaged["averaged"]["steps"], out)
+    logger.info(
+        "averaged %d checkpoints (steps %s) into %s", len(paths), averaged["averaged"]["steps"], out
+    )
     return averaged
 
 
 def _existing_tokenizer(directory: Path) -> dict[str, bytes] | None:
     try:
         return Tokenizer.load(directory).to_bytes()
-    except ValueError:   # DataError: no subword model there
+    except ValueError:  # DataError: no subword model there
         return None
 
 

@@ -25,8 +25,8 @@ from seq2seq.viz.heatmap import _cell_size, _draw, _fit_title, _font_size, _labe
 
 __all__ = ["AlignmentPanel", "plot_alignment_panels", "plot_bleu_vs_time"]
 
-_PANEL_CELL = 0.24        # inches per matrix cell
-_MAX_COLUMNS = 4          # panels per row
+_PANEL_CELL = 0.24  # inches per matrix cell
+_MAX_COLUMNS = 4  # panels per row
 _LITERAL = {"parse_math": False}
 
 
@@ -59,16 +59,17 @@ def plot_bleu_vs_time(
     ax = fig.add_subplot()
     for name, (seconds, bleu) in curves.items():
         if len(seconds) != len(bleu):
-            raise PlotError(
-                f"variant {name!r}: {len(seconds)} times but {len(bleu)} BLEU values"
-            )
-        points = [(t / 60.0, b) for t, b in zip(seconds, bleu, strict=True)
-                  if _finite(t) and _finite(b)]
-        ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", markersize=3,
-                label=name)
+            raise PlotError(f"variant {name!r}: {len(seconds)} times but {len(bleu)} BLEU values")
+        points = [
+            (t / 60.0, b) for t, b in zip(seconds, bleu, strict=True) if _finite(t) and _finite(b)
+        ]
+        ax.plot(
+            [p[0] for p in points], [p[1] for p in points], marker="o", markersize=3, label=name
+        )
     if budget_seconds is not None:
-        ax.axvline(budget_seconds / 60.0, color="grey", linestyle="--", linewidth=1,
-                   label="time budget")
+        ax.axvline(
+            budget_seconds / 60.0, color="grey", linestyle="--", linewidth=1, label="time budget"
+        )
     ax.set_xlabel("training time (minutes, wall clock)")
     ax.set_ylabel("validation BLEU")
     ax.set_xlim(left=0)
@@ -96,8 +97,10 @@ def plot_alignment_panels(
         raise PlotError("no alignment panels to plot")
     matrices = [to_numpy(p.weights, name=f"{p.name} weights", ndim=2) for p in panels]
     labels = [
-        (check_labels(p.src_labels, m.shape[1], f"{p.name} src_labels"),
-         check_labels(p.tgt_labels, m.shape[0], f"{p.name} tgt_labels"))
+        (
+            check_labels(p.src_labels, m.shape[1], f"{p.name} src_labels"),
+            check_labels(p.tgt_labels, m.shape[0], f"{p.name} tgt_labels"),
+        )
         for p, m in zip(panels, matrices, strict=True)
     ]
     n_cols = min(len(panels), _MAX_COLUMNS)

@@ -26,7 +26,10 @@ def random_pairs(n: int, seed: int = 0, max_len: int = 40) -> list[tuple[list[in
 def make_sampler(pairs, batch_tokens=300, seed=1, **kwargs) -> TokenBatchSampler:
     src_lengths, tgt_lengths = pair_lengths(pairs)
     return TokenBatchSampler(
-        src_lengths=src_lengths, tgt_lengths=tgt_lengths, batch_tokens=batch_tokens, seed=seed,
+        src_lengths=src_lengths,
+        tgt_lengths=tgt_lengths,
+        batch_tokens=batch_tokens,
+        seed=seed,
         **kwargs,
     )
 

@@ -28,6 +28,7 @@ from seq2seq.data.demo_lang import (
 )
 
 # An independent reading of number words, to check the generator's spelling both ways.
+# fmt: off
 UNITS_DE = dict(ein=1, zwei=2, drei=3, vier=4, fünf=5, sechs=6, sieben=7, acht=8, neun=9)
 TEENS_DE = dict(zehn=10, elf=11, zwölf=12, dreizehn=13, vierzehn=14, fünfzehn=15, sechzehn=16,
                 siebzehn=17, achtzehn=18, neunzehn=19)
@@ -38,6 +39,7 @@ UNITS_EN = dict(one=1, two=2, three=3, four=4, five=5, six=6, seven=7, eight=8, 
                 seventeen=17, eighteen=18, nineteen=19)
 TENS_EN = dict(twenty=20, thirty=30, forty=40, fifty=50, sixty=60, seventy=70, eighty=80,
                ninety=90)
+# fmt: on
 
 
 def read_de(word: str) -> int:
@@ -90,11 +92,22 @@ def test_numbers_hand_checked():
     assert cardinal_de(23) == "dreiundzwanzig" and cardinal_en(23) == ["twenty-three"]
     assert cardinal_en(345) == ["three", "hundred", "and", "forty-five"]
     assert cardinal_de(345) == "dreihundertfünfundvierzig"
-    expected = {0: "null", 1: "eins", 16: "sechzehn", 17: "siebzehn", 21: "einundzwanzig",
-                30: "dreißig", 60: "sechzig", 70: "siebzig", 77: "siebenundsiebzig",
-                101: "einhunderteins", 1000: "eintausend", 1021: "eintausendeinundzwanzig",
-                2345: "zweitausenddreihundertfünfundvierzig",
-                9999: "neuntausendneunhundertneunundneunzig"}
+    expected = {
+        0: "null",
+        1: "eins",
+        16: "sechzehn",
+        17: "siebzehn",
+        21: "einundzwanzig",
+        30: "dreißig",
+        60: "sechzig",
+        70: "siebzig",
+        77: "siebenundsiebzig",
+        101: "einhunderteins",
+        1000: "eintausend",
+        1021: "eintausendeinundzwanzig",
+        2345: "zweitausenddreihundertfünfundvierzig",
+        9999: "neuntausendneunhundertneunundneunzig",
+    }
     assert {n: cardinal_de(n) for n in expected} == expected
     assert cardinal_en(1005) == ["one", "thousand", "and", "five"]
     assert cardinal_en(1100) == ["one", "thousand", "one", "hundred"]
@@ -112,11 +125,27 @@ def test_all_numbers_read_back_in_both_languages():
 
 def test_ordinals_hand_checked():
     assert [ordinal_en(n) for n in (1, 2, 3, 8, 12, 20, 21, 23, 30, 31)] == [
-        "first", "second", "third", "eighth", "twelfth", "twentieth", "twenty-first",
-        "twenty-third", "thirtieth", "thirty-first"]
+        "first",
+        "second",
+        "third",
+        "eighth",
+        "twelfth",
+        "twentieth",
+        "twenty-first",
+        "twenty-third",
+        "thirtieth",
+        "thirty-first",
+    ]
     assert [ordinal_de(n, "e") for n in (1, 3, 7, 8, 16, 19, 20, 21)] == [
-        "erste", "dritte", "siebte", "achte", "sechzehnte", "neunzehnte", "zwanzigste",
-        "einundzwanzigste"]
+        "erste",
+        "dritte",
+        "siebte",
+        "achte",
+        "sechzehnte",
+        "neunzehnte",
+        "zwanzigste",
+        "einundzwanzigste",
+    ]
     assert ordinal_de(3, "en") == "dritten" and ordinal_de(31, "en") == "einunddreißigsten"
 
 
@@ -128,7 +157,8 @@ def test_times_hand_checked():
     assert de_words(clock("half", 8)) == "um halb neun"
     assert de_words(clock("half", 12, at=False)) == "halb eins"
     assert de_words(clock("past", 7, 15, period="in/i the/t evening/p")) == (
-        "um Viertel nach sieben am Abend")
+        "um Viertel nach sieben am Abend"
+    )
     assert de_words(clock("to", 1, 15)) == "um Viertel vor eins"
     assert de_words(clock("oclock", 1)) == "um ein Uhr"
     assert de_words(clock("past", 1, 10)) == "um zehn nach eins"
@@ -142,7 +172,8 @@ def test_dates_hand_checked():
     assert de_words(date(3, 3, form="of", dative=False, year=2021)) == "der dritte März 2021"
     assert de_words(date(3, 3, form="digits", dative=True, year=2021)) == "am 3. März 2021"
     assert " ".join(words(date(3, 3, form="digits", dative=True, year=2021).en)) == (
-        "on March 3, 2021")
+        "on March 3, 2021"
+    )
     assert de_words(date(1, 5, form="md", dative=True, weekday=0)) == "am Montag, dem ersten Mai"
     assert de_words(date(1, 5, form="md", dative=False, weekday=0)) == "Montag, der erste Mai"
 
@@ -163,8 +194,13 @@ def test_sentence_alignment_hand_checked():
     assert links(ph) == ({(0, 0), (1, 1), (2, 2), (4, 3)}, {(3, 2)})
     # a participle moved to the end: bought -> habe ... gekauft
     from seq2seq.data.demo_lang import phrase
-    slots = {"t": phrase("yesterday/t", "gestern/t"), "s": phrase("I/s", "ich/s"),
-             "v": phrase("bought/v", "habe/v | gekauft/v"), "o": counted(23, NOUNS[5])}
+
+    slots = {
+        "t": phrase("yesterday/t", "gestern/t"),
+        "s": phrase("I/s", "ich/s"),
+        "v": phrase("bought/v", "habe/v | gekauft/v"),
+        "o": counted(23, NOUNS[5]),
+    }
     ph = render("{t} {s} {v} {o}", "{t} {v:0} {s} {o} {v:1}", slots)
     assert " ".join(words(ph.de)) == "gestern habe ich dreiundzwanzig Bücher gekauft"
     assert links(ph)[0] == {(0, 0), (1, 2), (2, 1), (2, 5), (3, 3), (4, 4)}
@@ -230,8 +266,9 @@ def demo_dir(tmp_path_factory):
 
 def test_files_splits_and_determinism(demo_dir, tmp_path):
     names = sorted(p.name for p in demo_dir.iterdir())
-    assert names == sorted(f"{s}.{x}" for s in ("train", "valid", "test")
-                           for x in ("en", "de", "align"))
+    assert names == sorted(
+        f"{s}.{x}" for s in ("train", "valid", "test") for x in ("en", "de", "align")
+    )
     splits = {s: read_lines(demo_dir / f"{s}.en") for s in ("train", "valid", "test")}
     assert [len(splits[s]) for s in ("train", "valid", "test")] == [400, 60, 50]
     assert not set(splits["train"]) & set(splits["valid"])

@@ -15,8 +15,11 @@ REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "get_multi30k.sh"
 CANDIDATES = [REPO.parent / "shared" / "data" / "multi30k", Path("/work/shared/data/multi30k")]
 SHARED = next((p for p in CANDIDATES if (p / "train.en.gz").is_file()), None)
-NAMES = [f"{split}.{lang}.gz" for split in ("train", "val", "test_2016_flickr")
-         for lang in ("en", "de", "fr", "cs")]
+NAMES = [
+    f"{split}.{lang}.gz"
+    for split in ("train", "val", "test_2016_flickr")
+    for lang in ("en", "de", "fr", "cs")
+]
 LINES = {"train": 29_000, "val": 1_014, "test_2016_flickr": 1_000}
 
 pytestmark = [
@@ -26,8 +29,9 @@ pytestmark = [
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["bash", str(SCRIPT), *args], capture_output=True, text=True,
-                          timeout=120, check=False)
+    return subprocess.run(
+        ["bash", str(SCRIPT), *args], capture_output=True, text=True, timeout=120, check=False
+    )
 
 
 def test_copy_verify_and_rerun(tmp_path):
@@ -36,8 +40,8 @@ def test_copy_verify_and_rerun(tmp_path):
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in out.iterdir()) == sorted(NAMES)  # no temporary files left
     embedded = dict(
-        (name, digest) for digest, name in re.findall(r"^([0-9a-f]{64})  (\S+)$",
-                                                     SCRIPT.read_text(), flags=re.M)
+        (name, digest)
+        for digest, name in re.findall(r"^([0-9a-f]{64})  (\S+)$", SCRIPT.read_text(), flags=re.M)
     )
     assert sorted(embedded) == sorted(NAMES)
     for name in NAMES:

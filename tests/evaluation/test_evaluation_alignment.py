@@ -53,17 +53,19 @@ def test_pieces_to_words():
 def test_attention_alignment_merges_pieces():
     src_words = pieces_to_words(["▁un", "believ", "able", "▁story"])  # [0, 0, 0, 1]
     tgt_words = pieces_to_words(["▁Geschichte", "▁un", "glaub", "lich"])  # [0, 1, 1, 1]
-    weights = torch.tensor([
-        # tgt word 0: the largest single piece weight is on "▁story" (0.4), but the three
-        # pieces of "unbelievable" sum to 0.6, so the word goes to source word 0.
-        [0.2, 0.2, 0.2, 0.4],
-        # tgt word 1, three pieces with per-row source-word sums [0.3, 0.7], [0.1, 0.9] and
-        # [0.9, 0.1]: averaged [0.433, 0.567] -> source word 1
-        [0.1, 0.1, 0.1, 0.7],
-        [0.05, 0.05, 0.0, 0.9],
-        [0.5, 0.3, 0.1, 0.1],
-        [0.0, 0.0, 0.0, 1.0],   # the EOS step: ignored
-    ])
+    weights = torch.tensor(
+        [
+            # tgt word 0: the largest single piece weight is on "▁story" (0.4), but the three
+            # pieces of "unbelievable" sum to 0.6, so the word goes to source word 0.
+            [0.2, 0.2, 0.2, 0.4],
+            # tgt word 1, three pieces with per-row source-word sums [0.3, 0.7], [0.1, 0.9] and
+            # [0.9, 0.1]: averaged [0.433, 0.567] -> source word 1
+            [0.1, 0.1, 0.1, 0.7],
+            [0.05, 0.05, 0.0, 0.9],
+            [0.5, 0.3, 0.1, 0.1],
+            [0.0, 0.0, 0.0, 1.0],  # the EOS step: ignored
+        ]
+    )
     assert attention_alignment(weights, src_words, tgt_words) == [(0, 0), (1, 1)]
     # with only the last of those rows as target word 1: [0.9, 0.1] -> source word 0
     assert attention_alignment(weights[[0, 3]], src_words, [0, 1]) == [(0, 0), (0, 1)]

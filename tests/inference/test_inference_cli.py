@@ -30,8 +30,9 @@ def _run_factory():
 def tiny(tmp_path_factory):
     """(run dir, data dir) of a tiny transformer trained for a few steps on the demo corpus."""
     root = tmp_path_factory.mktemp("inference_cli")
-    run_dir = _run_factory().make_tiny_run(root, overrides=["train.max_steps=20",
-                                                            "train.validate_every=20"])
+    run_dir = _run_factory().make_tiny_run(
+        root, overrides=["train.max_steps=20", "train.validate_every=20"]
+    )
     return run_dir, root / "data"
 
 
@@ -48,8 +49,12 @@ def test_translate_stdin_edge_cases(tiny, monkeypatch, capsys, caplog):
     long_line = " ".join(["twenty-three cats and forty-five dogs"] * 20)
     lines = ["three cats", "", "one", long_line, "", "I have seven horses ."]
     with caplog.at_level(logging.WARNING):
-        code, out, _ = run_cli(["translate", str(run_dir), "--beam", "1", "--precision", "fp32"],
-                               monkeypatch, capsys, stdin="\n".join(lines).encode() + b"\n")
+        code, out, _ = run_cli(
+            ["translate", str(run_dir), "--beam", "1", "--precision", "fp32"],
+            monkeypatch,
+            capsys,
+            stdin="\n".join(lines).encode() + b"\n",
+        )
     assert code == 0
     outputs = out.split("\n")[:-1]
     assert len(outputs) == len(lines)
@@ -62,9 +67,12 @@ def test_translate_stdin_edge_cases(tiny, monkeypatch, capsys, caplog):
             continue
         ids = run.tokenizer.encode_src(line)[: run.model.max_positions]
         src = collate_src([ids])
-        limit = max_output_lengths(src, ratio=run.config.decode.max_len_ratio,
-                                   offset=run.config.decode.max_len_offset,
-                                   max_positions=run.model.max_positions)
+        limit = max_output_lengths(
+            src,
+            ratio=run.config.decode.max_len_ratio,
+            offset=run.config.decode.max_len_offset,
+            max_positions=run.model.max_positions,
+        )
         hyp = greedy_search(run.model, src, max_len=limit)[0]
         assert output == run.tokenizer.decode_tgt(hyp.tokens)
 
@@ -74,9 +82,22 @@ def test_translate_files_nbest_and_alignments(tiny, tmp_path, monkeypatch, capsy
     src_lines = [*(data / "test.en").read_text(encoding="utf-8").splitlines()[:6], ""]
     (tmp_path / "in.en").write_text("\n".join(src_lines) + "\n", encoding="utf-8")
     out, align = tmp_path / "out.de", tmp_path / "out.align"
-    code, stdout, _ = run_cli(["translate", str(run_dir), "--input", str(tmp_path / "in.en"),
-                               "--output", str(out), "--alignments", str(align), "--beam", "3"],
-                              monkeypatch, capsys)
+    code, stdout, _ = run_cli(
+        [
+            "translate",
+            str(run_dir),
+            "--input",
+            str(tmp_path / "in.en"),
+            "--output",
+            str(out),
+            "--alignments",
+            str(align),
+            "--beam",
+            "3",
+        ],
+        monkeypatch,
+        capsys,
+    )
     assert code == 0 and stdout == ""
     hyps = out.read_text(encoding="utf-8").split("\n")[:-1]
     links = align.read_text(encoding="utf-8").split("\n")[:-1]
@@ -88,8 +109,20 @@ def test_translate_files_nbest_and_alignments(tiny, tmp_path, monkeypatch, capsy
         assert all(0 <= i < len(src.split()) and 0 <= j < len(hyp.split()) for i, j in pairs)
     assert not list(tmp_path.glob(".*.tmp"))  # temporary files renamed away
 
-    code, stdout, _ = run_cli(["translate", str(run_dir), "--input", str(tmp_path / "in.en"),
-                               "--beam", "3", "--n-best", "3"], monkeypatch, capsys)
+    code, stdout, _ = run_cli(
+        [
+            "translate",
+            str(run_dir),
+            "--input",
+            str(tmp_path / "in.en"),
+            "--beam",
+            "3",
+            "--n-best",
+            "3",
+        ],
+        monkeypatch,
+        capsys,
+    )
     assert code == 0
     by_sentence: dict[int, list[tuple[str, float]]] = {}
     for row in stdout.splitlines():
@@ -111,26 +144,59 @@ def test_translate_bad_input(tiny, tmp_path, monkeypatch, capsys):
     out = tmp_path / "out.de"
     out.write_text("old\n", encoding="utf-8")
     (tmp_path / "bad.en").write_bytes(bad)
-    code, _, err = run_cli(["translate", str(run_dir), "--input", str(tmp_path / "bad.en"),
-                            "--output", str(out)], monkeypatch, capsys)
+    code, _, err = run_cli(
+        ["translate", str(run_dir), "--input", str(tmp_path / "bad.en"), "--output", str(out)],
+        monkeypatch,
+        capsys,
+    )
     assert code == 2 and "line 2" in err
     assert out.read_text(encoding="utf-8") == "old\n"  # nothing overwritten on failure
-    code, _, _ = run_cli(["translate", str(run_dir), "--input", str(tmp_path / "bad.en"),
-                          "--output", str(out), "--errors", "replace"], monkeypatch, capsys)
+    code, _, _ = run_cli(
+        [
+            "translate",
+            str(run_dir),
+            "--input",
+            str(tmp_path / "bad.en"),
+            "--output",
+            str(out),
+            "--errors",
+            "replace",
+        ],
+        monkeypatch,
+        capsys,
+    )
     assert code == 0 and len(out.read_text(encoding="utf-8").splitlines()) == 3
     code, _, err = run_cli(["translate", str(tmp_path / "missing")], monkeypatch, capsys)
     assert code == 2 and "missing" in err
-    code, _, err = run_cli(["translate", str(run_dir), "--beam", "2", "--n-best", "3"],
-                           monkeypatch, capsys, stdin=b"one\n")
+    code, _, err = run_cli(
+        ["translate", str(run_dir), "--beam", "2", "--n-best", "3"],
+        monkeypatch,
+        capsys,
+        stdin=b"one\n",
+    )
     assert code == 2 and "n-best" in err
 
 
 def test_evaluate_equals_sacrebleu(tiny, tmp_path, monkeypatch, capsys):
     run_dir, data = tiny
     hyp_out = tmp_path / "test.hyp"
-    code, out, _ = run_cli(["evaluate", str(run_dir), "--src", str(data / "test.en"),
-                            "--ref", str(data / "test.de"), "--hyp-out", str(hyp_out), "--json",
-                            "--gold-alignments", str(data / "test.align")], monkeypatch, capsys)
+    code, out, _ = run_cli(
+        [
+            "evaluate",
+            str(run_dir),
+            "--src",
+            str(data / "test.en"),
+            "--ref",
+            str(data / "test.de"),
+            "--hyp-out",
+            str(hyp_out),
+            "--json",
+            "--gold-alignments",
+            str(data / "test.align"),
+        ],
+        monkeypatch,
+        capsys,
+    )
     assert code == 0
     result = json.loads(out)
     hyps = hyp_out.read_text(encoding="utf-8").split("\n")[:-1]
@@ -144,15 +210,40 @@ def test_evaluate_equals_sacrebleu(tiny, tmp_path, monkeypatch, capsys):
     assert {"chrf_signature", "ter_signature", "bleu_lowercase_signature"} <= set(result)
     assert 0.0 <= result["aer"] <= 1.0
 
-    code, out, _ = run_cli(["evaluate", str(run_dir), "--src", str(data / "test.en"),
-                            "--ref", str(data / "test.de"), "--beam", "1"], monkeypatch, capsys)
+    code, out, _ = run_cli(
+        [
+            "evaluate",
+            str(run_dir),
+            "--src",
+            str(data / "test.en"),
+            "--ref",
+            str(data / "test.de"),
+            "--beam",
+            "1",
+        ],
+        monkeypatch,
+        capsys,
+    )
     assert code == 0
     assert out.startswith("BLEU = ") and "chrF2 = " in out and "TER = " in out
     assert "nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp" in out
     assert "(lowercased)" in out and "AER" not in out
-    code, out, _ = run_cli(["evaluate", str(run_dir), "--src", str(data / "test.en"),
-                            "--ref", str(data / "test.de"), "--gold-alignments",
-                            str(data / "test.align"), "--align-head", "0"], monkeypatch, capsys)
+    code, out, _ = run_cli(
+        [
+            "evaluate",
+            str(run_dir),
+            "--src",
+            str(data / "test.en"),
+            "--ref",
+            str(data / "test.de"),
+            "--gold-alignments",
+            str(data / "test.align"),
+            "--align-head",
+            "0",
+        ],
+        monkeypatch,
+        capsys,
+    )
     assert code == 0 and "AER = " in out
 
 
@@ -160,14 +251,41 @@ def test_evaluate_mismatched_files(tiny, tmp_path, monkeypatch, capsys):
     run_dir, data = tiny
     short = tmp_path / "short.de"
     short.write_text("eins\n", encoding="utf-8")
-    code, _, err = run_cli(["evaluate", str(run_dir), "--src", str(data / "test.en"),
-                            "--ref", str(short)], monkeypatch, capsys)
+    code, _, err = run_cli(
+        ["evaluate", str(run_dir), "--src", str(data / "test.en"), "--ref", str(short)],
+        monkeypatch,
+        capsys,
+    )
     assert code == 2 and "short.de" in err and "differ in length" in err
-    code, _, err = run_cli(["evaluate", str(run_dir), "--src", str(data / "test.en"),
-                            "--ref", str(data / "test.de"), "--gold-alignments", str(short)],
-                           monkeypatch, capsys)
+    code, _, err = run_cli(
+        [
+            "evaluate",
+            str(run_dir),
+            "--src",
+            str(data / "test.en"),
+            "--ref",
+            str(data / "test.de"),
+            "--gold-alignments",
+            str(short),
+        ],
+        monkeypatch,
+        capsys,
+    )
     assert code == 2 and "short.de" in err
-    code, _, err = run_cli(["evaluate", str(run_dir), "--src", str(data / "test.en"),
-                            "--ref", str(data / "test.de"), "--gold-alignments",
-                            str(data / "test.align"), "--align-layer", "5"], monkeypatch, capsys)
+    code, _, err = run_cli(
+        [
+            "evaluate",
+            str(run_dir),
+            "--src",
+            str(data / "test.en"),
+            "--ref",
+            str(data / "test.de"),
+            "--gold-alignments",
+            str(data / "test.align"),
+            "--align-layer",
+            "5",
+        ],
+        monkeypatch,
+        capsys,
+    )
     assert code == 2 and "align layer: got 5" in err

@@ -24,15 +24,24 @@ def tiny_config(arch: str, attention: str) -> ModelConfig:
     heads = 2 if arch == "transformer" else None
     slot = AttentionConfig(type=attention, heads=heads)
     return ModelConfig(
-        arch=arch, embed_dim=16, encoder_layers=2, decoder_layers=2, dropout=0.0,
+        arch=arch,
+        embed_dim=16,
+        encoder_layers=2,
+        decoder_layers=2,
+        dropout=0.0,
         max_positions=32,
         attention=AttentionSlots(cross=slot, encoder_self=slot, decoder_self=slot),
-        rnn=RNNConfig(hidden_dim=16), transformer=TransformerConfig(ffn_dim=32),
+        rnn=RNNConfig(hidden_dim=16),
+        transformer=TransformerConfig(ffn_dim=32),
     )
 
 
-MODELS = [("transformer", "scaled_dot"), ("transformer", "additive"), ("rnn", "additive"),
-          ("rnn", "general")]
+MODELS = [
+    ("transformer", "scaled_dot"),
+    ("transformer", "additive"),
+    ("rnn", "additive"),
+    ("rnn", "general"),
+]
 
 
 @pytest.fixture(params=MODELS, ids=["-".join(m) for m in MODELS])
@@ -115,8 +124,9 @@ def test_hypothesis_attention_equals_forced_attention(model):
                 assert torch.isfinite(w).all()
             cross = h.attention["cross"]
             assert cross.shape[-1] == n_src
-            torch.testing.assert_close(cross.sum(-1), torch.ones(cross.shape[:-1]), atol=1e-4,
-                                       rtol=0)
+            torch.testing.assert_close(
+                cross.sum(-1), torch.ones(cross.shape[:-1]), atol=1e-4, rtol=0
+            )
 
 
 def test_bf16_autocast_search_runs(model):

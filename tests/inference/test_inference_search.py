@@ -81,8 +81,9 @@ def exhaustive(table: torch.Tensor, max_len: int, alpha: float):
     for n in range(max_len + 1):
         for tokens in itertools.product(content, repeat=n):
             path = [BOS_ID, *tokens]
-            lp = sum(float(log_p[min(t, table.size(0) - 1), path[t], path[t + 1]])
-                     for t in range(n))
+            lp = sum(
+                float(log_p[min(t, table.size(0) - 1), path[t], path[t + 1]]) for t in range(n)
+            )
             if n < max_len:  # ended by EOS: n + 1 steps
                 lp += float(log_p[min(n, table.size(0) - 1), path[n], EOS_ID])
                 outputs.append((lp / length_penalty(n + 1.0, alpha), list(tokens)))
@@ -98,8 +99,9 @@ def test_wide_beam_equals_exhaustive_search(toy_model, make_table, alpha, seed):
     # early stopping bound) must return the exact n best outputs.
     table = make_table(4, 7, seed, sharpness=1.5)
     model = toy_model(table)
-    hyps = beam_search(model, torch.tensor([[4, 5, 6]]), beam=200, n_best=5,
-                       length_penalty=alpha, max_len=4)[0]
+    hyps = beam_search(
+        model, torch.tensor([[4, 5, 6]]), beam=200, n_best=5, length_penalty=alpha, max_len=4
+    )[0]
     reference = exhaustive(table, 4, alpha)[:5]
     assert [h.tokens for h in hyps] == [tokens for _, tokens in reference]
     assert [h.score for h in hyps] == pytest.approx([s for s, _ in reference], abs=1e-4)
@@ -111,8 +113,7 @@ def test_beam_one_is_greedy(toy_model, make_table, alpha):
     src = src_batch([5, 1, 8, 3, 6, 2], seed=1)
     limit = max_output_lengths(src, ratio=1.5, offset=2)
     greedy = greedy_search(model, src, max_len=limit, need_weights=True)
-    beam = beam_search(model, src, beam=1, length_penalty=alpha, max_len=limit,
-                       need_weights=True)
+    beam = beam_search(model, src, beam=1, length_penalty=alpha, max_len=limit, need_weights=True)
     assert len(beam) == len(greedy) == 6
     for g, (b,) in zip(greedy, beam, strict=True):
         assert b.tokens == g.tokens
@@ -172,8 +173,10 @@ def test_eos_ends_the_hypothesis(toy_model):
     table[:3, :, 5] = 5.0  # token 5 for three steps, then EOS is by far the most likely
     table[3, :, EOS_ID] = 8.0
     model = toy_model(table)
-    for hyp in [greedy_search(model, torch.tensor([[4]]), max_len=20)[0],
-                beam_search(model, torch.tensor([[4]]), beam=3, max_len=20)[0][0]]:
+    for hyp in [
+        greedy_search(model, torch.tensor([[4]]), max_len=20)[0],
+        beam_search(model, torch.tensor([[4]]), beam=3, max_len=20)[0][0],
+    ]:
         assert hyp.tokens == [5, 5, 5]
     assert model.step_rows[-1] > 0 and len(model.step_rows) < 4 + 20 + 20  # stopped early
 

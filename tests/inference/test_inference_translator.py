@@ -39,8 +39,14 @@ LINES = ["3 1 4 1 5", "", "9", "2 6 5 3 5 8 9 7", "", "9 3", "2 3 8 4 6 2 6", "4
 
 def make_translator(toy_model, **options):
     model = toy_model(random_table(6, 14, seed=11), src_scale=2.0, max_positions=6)
-    options = {"beam": 3, "batch_size": 2, "chunk_size": 3, "max_len_ratio": 1.0,
-               "max_len_offset": 2, **options}
+    options = {
+        "beam": 3,
+        "batch_size": 2,
+        "chunk_size": 3,
+        "max_len_ratio": 1.0,
+        "max_len_offset": 2,
+        **options,
+    }
     return model, Translator(model=model, tokenizer=WordTokenizer(14), **options)
 
 

@@ -17,16 +17,16 @@ from seq2seq.vocab import PAD_ID
 
 
 class ToyEncoded(NamedTuple):
-    states: Tensor      # [B, S, 1]
-    src_mask: Tensor    # [B, S]
+    states: Tensor  # [B, S, 1]
+    src_mask: Tensor  # [B, S]
     weights: dict[str, Tensor]
 
 
 @dataclass
 class ToyState:
-    bias: Tensor        # [R, V]
-    src_mask: Tensor    # [R, S]
-    step: Tensor        # [R] number of steps taken
+    bias: Tensor  # [R, V]
+    src_mask: Tensor  # [R, S]
+    step: Tensor  # [R] number of steps taken
 
     def select(self, index: Tensor) -> ToyState:
         return ToyState(self.bias[index], self.src_mask[index], self.step[index])
@@ -41,8 +41,15 @@ class ToyModel(nn.Module):
 
     slots = ("encoder_self", "decoder_self", "cross")
 
-    def __init__(self, table: Tensor, *, src_scale: float = 0.0, src_vocab: int = 16,
-                 max_positions: int = 64, seed: int = 0) -> None:
+    def __init__(
+        self,
+        table: Tensor,
+        *,
+        src_scale: float = 0.0,
+        src_vocab: int = 16,
+        max_positions: int = 64,
+        seed: int = 0,
+    ) -> None:
         super().__init__()
         self.table = table.float()  # [T, V, V] logits of the next token given step and prev
         self.vocab = table.size(-1)
@@ -63,8 +70,7 @@ class ToyModel(nn.Module):
 
     def init_state(self, encoded: ToyEncoded) -> ToyState:
         n = encoded.states.size(0)
-        return ToyState(encoded.states[:, :, 0], encoded.src_mask,
-                        torch.zeros(n, dtype=torch.long))
+        return ToyState(encoded.states[:, :, 0], encoded.src_mask, torch.zeros(n, dtype=torch.long))
 
     def _logits(self, t: Tensor, prev: Tensor, bias: Tensor) -> Tensor:
         t = t.clamp(max=self.table.size(0) - 1)
@@ -96,12 +102,21 @@ class ToyModel(nn.Module):
         b, t_len = tgt_in.shape
         steps = torch.arange(t_len)
         logits = torch.stack(
-            [self._logits(steps[t].expand(b), tgt_in[:, t], encoded.states[:, :, 0])
-             for t in range(t_len)], dim=1)
+            [
+                self._logits(steps[t].expand(b), tgt_in[:, t], encoded.states[:, :, 0])
+                for t in range(t_len)
+            ],
+            dim=1,
+        )
         weights = {}
         if need_weights:
-            cross = torch.stack([self._cross(steps[t].expand(b), tgt_in[:, t], encoded.src_mask)
-                                 for t in range(t_len)], dim=1)  # [B, T, S]
+            cross = torch.stack(
+                [
+                    self._cross(steps[t].expand(b), tgt_in[:, t], encoded.src_mask)
+                    for t in range(t_len)
+                ],
+                dim=1,
+            )  # [B, T, S]
             dec = torch.zeros(b, t_len, t_len)
             for t in range(t_len):
                 dec[:, t, : t + 1] = self._self(t, tgt_in[:, t])
