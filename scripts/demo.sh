@@ -12,9 +12,7 @@ cd "$(dirname "$0")/.."
 
 RUN_DIR=${RUN_DIR:-runs/demo}
 if [ "${SKIP_INSTALL:-0}" != 1 ]; then
-    python -m pip install --quiet torch==2.13.0 2>/dev/null \
-        || echo "note: torch==2.13.0 not available here; keeping the installed torch" >&2
-    python -m pip install --quiet -e ".[dev]"
+    bash scripts/setup.sh > /dev/null
 fi
 
 echo "== 1/5 generate the demo corpus (data/demo)"
