@@ -1,7 +1,8 @@
 """Token-budget batches of length-sorted sentence pairs, deterministic by seed and epoch.
 
-Tensor layout (the model contract): the source is the subword ids as they are (no BOS/EOS);
-the target input is BOS + y and the target output y + EOS; both right-padded with PAD_ID.
+Tensor layout (the model contract): the source is x + EOS (no BOS), as in fairseq and JoeyNMT:
+the end-of-sentence token gives attention a place to rest and the encoder a marker of the end;
+the target input is BOS + y and the target output y + EOS; all right-padded with PAD_ID.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ class Batch(NamedTuple):
     src: Tensor  # [B, S] source ids, PAD_ID right padding
     tgt_in: Tensor  # [B, T] BOS + y, PAD_ID right padding
     tgt_out: Tensor  # [B, T] y + EOS, PAD_ID right padding
-    src_tokens: int  # real (non-pad) source tokens
+    src_tokens: int  # real (non-pad) source tokens, EOS included
     tgt_tokens: int  # real target tokens = non-pad positions of tgt_out (the loss tokens)
     size: int  # B, number of sentence pairs
     padding: float  # padded fraction of src + tgt_out: 1 - real / (B*S + B*T)
@@ -52,12 +53,13 @@ def _pad(seqs: Sequence[Sequence[int]], width: int) -> Tensor:
 
 
 def collate_src(seqs: Sequence[Sequence[int]]) -> Tensor:
-    """Source id lists -> [B, S] LongTensor right-padded with PAD_ID (S >= 1).
+    """Source id lists (no specials) -> [B, S] LongTensor: each x + EOS, right-padded with
+    PAD_ID (S = 1 + the longest x).
 
     The one place that lays out a source batch: use it at inference too, so that translation
     sees sources exactly as training did.
     """
-    return _pad(seqs, max(1, *(len(s) for s in seqs)) if seqs else 1)
+    return _pad([[*s, EOS_ID] for s in seqs], 1 + max((len(s) for s in seqs), default=0))
 
 
 def collate(pairs: Sequence[Pair]) -> Batch:
@@ -68,7 +70,7 @@ def collate(pairs: Sequence[Pair]) -> Batch:
     width = 1 + max(len(t) for _, t in pairs)
     tgt_in = _pad([[BOS_ID, *t] for _, t in pairs], width)
     tgt_out = _pad([[*t, EOS_ID] for _, t in pairs], width)
-    src_tokens = sum(len(s) for s, _ in pairs)
+    src_tokens = sum(len(s) + 1 for s, _ in pairs)
     tgt_tokens = sum(len(t) + 1 for _, t in pairs)
     padded = src.numel() + tgt_out.numel()
     return Batch(
@@ -83,8 +85,8 @@ def collate(pairs: Sequence[Pair]) -> Batch:
 
 
 def pair_lengths(pairs: Sequence[Pair]) -> tuple[list[int], list[int]]:
-    """Tensor lengths of each pair for TokenBatchSampler: (len(src), len(tgt) + 1)."""
-    return [len(s) for s, _ in pairs], [len(t) + 1 for _, t in pairs]
+    """Tensor lengths of each pair for TokenBatchSampler: (len(src) + 1, len(tgt) + 1)."""
+    return [len(s) + 1 for s, _ in pairs], [len(t) + 1 for _, t in pairs]
 
 
 def encode_corpus(

@@ -69,7 +69,8 @@ def max_output_lengths(
 ) -> Tensor:
     """Per-sentence output limit floor(src_len * ratio + offset), at least 1.
 
-    src: [N, S] right-padded with PAD_ID. Returns a LongTensor [N], capped by `max_positions`.
+    src: [N, S] right-padded with PAD_ID; src_len counts its non-pad tokens (the source's EOS
+    included). Returns a LongTensor [N], capped by `max_positions`.
     """
     src_len = (src != PAD_ID).sum(dim=1).double()
     limit = torch.floor(src_len * ratio + offset).long().clamp(min=1)
@@ -180,10 +181,10 @@ def beam_search(
 def forced_attention(model, src: Tensor, tgt: Tensor) -> dict[str, Tensor]:
     """Attention weights of given sentence pairs under teacher forcing.
 
-    src: [S] or [N, S] source ids; tgt: [T] or [N, T] target ids without BOS/EOS, both
-    right-padded with PAD_ID (tensors on the model's device, or lists of ints). The decoder
-    reads BOS, y_1, ..., y_T, so there are T + 1 query rows, the last one being the step that
-    predicts EOS (as in `Hypothesis.attention`).
+    src: [S] or [N, S] source ids as `collate_src` lays them out (x + EOS); tgt: [T] or [N, T]
+    target ids without BOS/EOS, both right-padded with PAD_ID (tensors on the model's device,
+    or lists of ints). The decoder reads BOS, y_1, ..., y_T, so there are T + 1 query rows, the
+    last one being the step that predicts EOS (as in `Hypothesis.attention`).
     Returns {slot: [N, L, H, T + 1, Tk]} for batches, or for a single pair (1-D inputs)
     {slot: [L, H, Tq, Tk]} trimmed to the real lengths.
     """

@@ -31,7 +31,7 @@ from seq2seq.inference.search import (
     max_output_lengths,
 )
 from seq2seq.training.device import cpu_has_native_bf16
-from seq2seq.vocab import UNK_ID
+from seq2seq.vocab import PAD_ID, UNK_ID
 
 logger = logging.getLogger(__name__)
 
@@ -197,16 +197,16 @@ class Translator:
     def _encode_src(self, lines: Sequence[str], first: int) -> list[list[int]]:
         ids = self.tokenizer.encode_src_batch(list(lines))
         for n, seq in enumerate(ids):
-            if len(seq) > self.max_src_len:
+            if len(seq) >= self.max_src_len:  # the source + EOS must fit in max_positions
                 logger.warning(
                     "input line %d: %d subword tokens, more than the model's maximum "
                     "of %d; truncated to its first %d",
                     first + n,
                     len(seq),
-                    self.max_src_len,
-                    self.max_src_len,
+                    self.max_src_len - 1,
+                    self.max_src_len - 1,
                 )
-                ids[n] = seq[: self.max_src_len]
+                ids[n] = seq[: self.max_src_len - 1]
         return ids
 
     def _translate_chunk(self, lines: list[str], first: int) -> list[Translation]:
@@ -268,7 +268,10 @@ class Translator:
         if not src_ids:
             return []
         src = collate_src(src_ids).to(self.device)
-        tgt = collate_src(tgt_ids).to(self.device)  # right-padded with PAD_ID, no BOS/EOS
+        width = max(len(t) for t in tgt_ids)
+        tgt = torch.tensor(  # right-padded with PAD_ID, no BOS/EOS
+            [[*t, *([PAD_ID] * (width - len(t)))] for t in tgt_ids], device=self.device
+        )
         with self._autocast():
             weights = forced_attention(self.model, src, tgt)
         links = []

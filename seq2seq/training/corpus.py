@@ -109,7 +109,7 @@ def make_sampler(cfg: Any, pairs: list[Pair], info: DistInfo) -> TokenBatchSampl
 
 def validation_set(cfg: Any, corpora: Corpora, tokenizer: Tokenizer) -> ValidSet:
     """The encoded validation set; sides longer than the model accepts are truncated."""
-    limit = cfg.model.max_positions - 1  # room for EOS (target) and within the model's range
+    limit = cfg.model.max_positions - 1  # room for EOS on either side, within the model's range
     src_ids = tokenizer.encode_src_batch(corpora.valid_src)
     tgt_ids = tokenizer.encode_tgt_batch(corpora.valid_tgt)
     long = sum(len(s) > limit or len(t) > limit for s, t in zip(src_ids, tgt_ids, strict=True))
@@ -119,7 +119,7 @@ def validation_set(cfg: Any, corpora: Corpora, tokenizer: Tokenizer) -> ValidSet
         )
     src_ids = [s[:limit] or [UNK_ID] for s in src_ids]  # an empty source still gets a token
     tgt_ids = [t[:limit] for t in tgt_ids]
-    lengths = [max(len(s), len(t) + 1) for s, t in zip(src_ids, tgt_ids, strict=True)]
+    lengths = [max(len(s), len(t)) + 1 for s, t in zip(src_ids, tgt_ids, strict=True)]
     return ValidSet(
         src_ids=src_ids,
         tgt_ids=tgt_ids,

@@ -5,8 +5,8 @@ Diagnostics of the cross-attention, from teacher-forced passes over the referenc
 
 - ``entropy``: mean entropy (nats) of the attention rows. Near 0 means every target token looks
   at a single source token; ``log(S)`` means uniform attention.
-- ``eos_weight``: mean weight on the last source position, the end of the sentence (sources
-  carry no ``</s>`` token here); attention that has collapsed onto one column usually lands there.
+- ``eos_weight``: mean weight on the source's end-of-sentence token ``</s>``; attention that has
+  collapsed onto one column usually lands there.
 - ``aer``: alignment error rate of the word alignments read off the last layer's attention
   (as ``seq2seq evaluate --gold-alignments`` does), when gold alignments for the validation
   set exist beside it (``valid.align``, see :mod:`seq2seq.training.corpus`).
@@ -71,7 +71,7 @@ def make_batches(lengths: list[int], max_tokens: int) -> list[list[int]]:
 def cross_attention_stats(
     weights: Tensor, src: Tensor, tgt_out: Tensor
 ) -> tuple[float, float, int]:
-    """Sums of row entropies and end-of-source weights over the real rows of a batch.
+    """Sums of row entropies and weights on the source ``</s>`` over the real rows of a batch.
 
     Args:
         weights: cross-attention ``[B, L, H, T, S]``.
@@ -82,7 +82,7 @@ def cross_attention_stats(
     """
     w = weights.float()
     entropy = -torch.xlogy(w, w).sum(-1)  # [B, L, H, T]
-    last = (src != PAD_ID).sum(-1).clamp(min=1) - 1  # [B]
+    last = (src != PAD_ID).sum(-1).clamp(min=1) - 1  # [B] the position of the source EOS
     index = last.view(-1, 1, 1, 1, 1).expand(*w.shape[:-1], 1)  # [B, L, H, T, 1]
     end_weight = w.gather(-1, index).squeeze(-1)  # [B, L, H, T]
     rows = (tgt_out != PAD_ID)[:, None, None, :].expand_as(entropy)

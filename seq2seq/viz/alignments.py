@@ -56,18 +56,19 @@ def attention_for_pair(
     the model attended to while producing its output. With `tgt` that target is forced
     (teacher forcing) and the example shows the alignment of the given pair.
     Returns weights {slot: [L, H, Tq, Tk]} (float32, CPU) for every slot of the model; the
-    target pieces end with "</s>" when the output (or the forced target) was terminated.
-    Sources longer than `model.max_positions` are truncated with a warning.
+    source pieces end with "</s>", which the encoder reads after the sentence; the target
+    pieces end with "</s>" when the output (or the forced target) was terminated.
+    Sources longer than `model.max_positions - 1` pieces are truncated with a warning.
     """
     # imported here: the plotting functions stay importable without the model stack
     from seq2seq.data.batching import collate_src
     from seq2seq.inference.search import forced_attention
 
-    src_ids = _truncate(tokenizer.encode_src(src), model.max_positions, "source")
+    src_ids = _truncate(tokenizer.encode_src(src), model.max_positions - 1, "source")
     if not src_ids:
         raise PlotError(f"source sentence {src!r} is empty: nothing to attend to")
     device = next(model.parameters()).device
-    src_batch = collate_src([src_ids]).to(device)  # [1, S]
+    src_batch = collate_src([src_ids]).to(device)  # [1, S]: the pieces + EOS
     if tgt is None:
         search = {"ratio": max_len_ratio, "offset": max_len_offset, "alpha": length_penalty}
         tgt_ids, weights = _translate(model, src_batch, beam, **search)
@@ -81,7 +82,7 @@ def attention_for_pair(
     if steps == len(tgt_ids) + 1:  # the last decoder step produced (or was forced to) EOS
         tgt_pieces.append(EOS)
     return AttentionExample(
-        src_pieces=tokenizer.src_pieces(src_ids),
+        src_pieces=[*tokenizer.src_pieces(src_ids), EOS],
         tgt_pieces=tgt_pieces,
         weights=weights,
         title=src,

@@ -37,12 +37,12 @@ def make_sampler(pairs, batch_tokens=300, seed=1, **kwargs) -> TokenBatchSampler
 def test_collate_hand_made_batch():
     batch = collate([([5, 6, 7], [8, 9]), ([10], [11, 12, 13])])
     assert isinstance(batch, Batch)
-    assert batch.src.tolist() == [[5, 6, 7], [10, PAD_ID, PAD_ID]]
+    assert batch.src.tolist() == [[5, 6, 7, EOS_ID], [10, EOS_ID, PAD_ID, PAD_ID]]
     assert batch.tgt_in.tolist() == [[BOS_ID, 8, 9, PAD_ID], [BOS_ID, 11, 12, 13]]
     assert batch.tgt_out.tolist() == [[8, 9, EOS_ID, PAD_ID], [11, 12, 13, EOS_ID]]
     assert batch.src.dtype == batch.tgt_in.dtype == torch.long
-    assert (batch.src_tokens, batch.tgt_tokens, batch.size) == (4, 7, 2)
-    assert batch.padding == pytest.approx(1 - 11 / 14)
+    assert (batch.src_tokens, batch.tgt_tokens, batch.size) == (6, 7, 2)
+    assert batch.padding == pytest.approx(1 - 13 / 16)
     moved = batch.to("cpu")
     assert torch.equal(moved.tgt_out, batch.tgt_out) and moved.tgt_tokens == 7
 
@@ -51,8 +51,8 @@ def test_collate_edge_cases():
     batch = collate([([4], [])])  # empty target: tgt_in = BOS, tgt_out = EOS
     assert batch.tgt_in.tolist() == [[BOS_ID]] and batch.tgt_out.tolist() == [[EOS_ID]]
     assert batch.padding == 0.0
-    assert collate_src([[], [7, 8]]).tolist() == [[PAD_ID, PAD_ID], [7, 8]]
-    assert collate_src([[]]).shape == (1, 1)  # never a zero-width tensor
+    assert collate_src([[], [7, 8]]).tolist() == [[EOS_ID, PAD_ID, PAD_ID], [7, 8, EOS_ID]]
+    assert collate_src([[]]).tolist() == [[EOS_ID]]  # never a zero-width tensor
     with pytest.raises(ValueError, match="empty"):
         collate([])
 
@@ -124,13 +124,14 @@ def test_length_grouping_reduces_padding():
 @pytest.mark.parametrize("world_size", [2, 3])
 def test_ddp_shards_partition_the_global_batches(world_size):
     pairs = random_pairs(600, seed=4)
-    single = make_sampler(pairs, batch_tokens=200 * world_size)
     ranks = [
         make_sampler(pairs, batch_tokens=200, rank=r, world_size=world_size)
         for r in range(world_size)
     ]
     for epoch in (0, 1):
-        reference = single.batches(epoch)
+        reference = ranks[0].global_batches(epoch)
+        assert sorted(i for batch in reference for i in batch) == list(range(600))
+        assert reference == ranks[-1].global_batches(epoch)  # every rank cuts the same batches
         shards = [r.batches(epoch) for r in ranks]
         assert all(len(s) == len(reference) for s in shards)  # same step count on every rank
         for step, batch in enumerate(reference):

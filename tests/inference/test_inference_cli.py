@@ -65,7 +65,7 @@ def test_translate_stdin_edge_cases(tiny, monkeypatch, capsys, caplog):
     for line, output in zip(lines, outputs, strict=True):
         if not line:
             continue
-        ids = run.tokenizer.encode_src(line)[: run.model.max_positions]
+        ids = run.tokenizer.encode_src(line)[: run.model.max_positions - 1]
         src = collate_src([ids])
         limit = max_output_lengths(
             src,

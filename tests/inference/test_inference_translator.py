@@ -63,7 +63,7 @@ def test_order_kept_and_equal_to_one_sentence_search(toy_model, beam, caplog):
         if not line:
             assert result.text == "" and result.nbest == [("", 0.0)]
             continue
-        src = collate_src([tok.encode_src_batch([line])[0][:6]])
+        src = collate_src([tok.encode_src_batch([line])[0][:5]])  # + EOS: 6 positions
         limit = max_output_lengths(src, ratio=1.0, offset=2, max_positions=6)
         if beam == 1:
             expected = [[greedy_search(model, src, max_len=limit)[0]]]
@@ -78,7 +78,7 @@ def test_order_kept_and_equal_to_one_sentence_search(toy_model, beam, caplog):
 def test_alignments_within_sentences(toy_model):
     _, translator = make_translator(toy_model, alignments=True)
     for line, result in zip(LINES, translator.translate(LINES), strict=True):
-        n_src, n_tgt = len(line.split()[:6]), len(result.text.split())
+        n_src, n_tgt = len(line.split()[:5]), len(result.text.split())
         assert len(result.alignment) == n_tgt  # one link per target word (argmax)
         assert all(0 <= i < n_src and 0 <= j < n_tgt for i, j in result.alignment)
 
@@ -88,8 +88,9 @@ def test_align_pairs_follow_the_attention(toy_model):
     # after BOS (id 2) target word 0 attends source word 2, and so on.
     _, translator = make_translator(toy_model, alignments=True)
     links = translator.align(["0 0 0 0 0 0", "", "0 0"], ["0 0", "1", ""])
-    # target word 0: step 0, prev = BOS (2) -> position 2; word 1: step 1, prev = id 4 -> 5
-    assert links == [[(2, 0), (5, 1)], [], []]
+    # target word 0: step 0, prev = BOS (2) -> position 2; word 1: step 1, prev = id 4 -> 5,
+    # which is the source's EOS (6 words truncated to 5 + EOS), no word: the nearest word 4 wins
+    assert links == [[(2, 0), (4, 1)], [], []]
 
 
 def test_bad_options(toy_model):

@@ -31,7 +31,7 @@ def test_two_processes_match_one_with_the_same_global_batch(
 ) -> None:
     cfg = tiny_config_dict(tiny_corpus)
     cfg["model"]["dropout"] = 0.0
-    cfg["train"].update(SETTINGS, batch_tokens=160)  # per process
+    cfg["train"].update(SETTINGS, batch_tokens=180)  # per process
     config = tmp_path / "ddp.yaml"
     config.write_text(yaml.safe_dump(cfg), encoding="utf-8")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -59,7 +59,7 @@ def test_two_processes_match_one_with_the_same_global_batch(
     overrides = [f"train.{k}={v}" for k, v in SETTINGS.items()]
     train(
         tiny_config(
-            tiny_corpus, overrides=[*overrides, "model.dropout=0.0", "train.batch_tokens=320"]
+            tiny_corpus, overrides=[*overrides, "model.dropout=0.0", "train.batch_tokens=360"]
         ),
         single,
     )
@@ -84,7 +84,7 @@ def test_two_processes_match_one_with_the_same_global_batch(
 
 
 def _check_same_global_batches(corpus: Path, run_dir: Path) -> None:
-    """The premise: 2 x 160 tokens and 1 x 320 tokens cut this corpus into the same batches."""
+    """The premise: 2 x 180 tokens and 1 x 360 tokens cut this corpus into the same batches."""
     from seq2seq.data import TokenBatchSampler, Tokenizer, read_parallel
     from seq2seq.data.batching import encode_corpus, pair_lengths
 
@@ -99,6 +99,6 @@ def _check_same_global_batches(corpus: Path, run_dir: Path) -> None:
             seed=1,
             world_size=world,
         ).global_batches(0)
-        for tokens, world in ((320, 1), (160, 2))
+        for tokens, world in ((360, 1), (180, 2))
     )
     assert one == two

@@ -13,7 +13,7 @@ import torch
 from seq2seq.checkpoint import save_checkpoint
 from seq2seq.cli import main
 from seq2seq.config import TokenizerConfig, config_from_dict, config_to_dict, save_config
-from seq2seq.data import Tokenizer
+from seq2seq.data import Tokenizer, collate_src
 from seq2seq.inference import greedy_search
 from seq2seq.models import build_model
 from seq2seq.viz import attention_for_pair, plot_example
@@ -58,7 +58,7 @@ def _model(cfg, tokenizer, seed=0):
 def _forward_weights(model, src_ids, tgt_ids):
     """Teacher-forced weights {slot: [L, H, Tq, Tk]} straight from model.forward."""
     with torch.no_grad():
-        _, weights = model(torch.tensor([src_ids]), torch.tensor([[BOS_ID, *tgt_ids]]),
+        _, weights = model(collate_src([src_ids]), torch.tensor([[BOS_ID, *tgt_ids]]),
                            need_weights=True)  # fmt: skip
     return {slot: w[0].float() for slot, w in weights.items()}
 
@@ -75,12 +75,12 @@ def test_attention_for_pair_every_architecture_and_type(case, tokenizer, tmp_pat
     example = attention_for_pair(model, tokenizer, SRC[0], **limits)
     for found in (beam, example):
         assert set(found.weights) == set(model.slots)
-        assert found.src_pieces == tokenizer.src_pieces(src_ids)
+        assert found.src_pieces == [*tokenizer.src_pieces(src_ids), EOS]
         for slot in model.slots:
             w = found.matrices(slot)  # checks [L, H, Tq, Tk] against the labels
             assert w.shape[:2] == (layers, heads or 1)
             np.testing.assert_allclose(w.sum(-1), 1.0, atol=1e-5)
-    hyp = greedy_search(model, torch.tensor([src_ids]), max_len=len(src_ids) + 3)[0]
+    hyp = greedy_search(model, collate_src([src_ids]), max_len=len(src_ids) + 4)[0]
     ended = example.tgt_pieces[-1] == EOS
     assert example.tgt_pieces == tokenizer.tgt_pieces(hyp.tokens) + [EOS] * ended
     steps = len(example.tgt_pieces)
@@ -100,7 +100,7 @@ def test_attention_for_pair_every_architecture_and_type(case, tokenizer, tmp_pat
         assert out.stat().st_size > 0
     words = forced.to_words(tokenizer.piece_word_ids)
     assert words.tgt_pieces == [*TGT[0].split(), EOS]
-    assert words.src_pieces == SRC[0].split()
+    assert words.src_pieces == [*SRC[0].split(), EOS]
 
 
 def test_attention_for_pair_bad_input(tokenizer):
