@@ -4,6 +4,7 @@ Usage:
     python scripts/bench_decode.py RUN_DIR                    # default data: data/multi30k,
                                                               # else ../shared/data/multi30k
     python scripts/bench_decode.py RUN_DIR --data DIR --limit 100 --precision fp32 --json
+    python scripts/bench_decode.py RUN_DIR --profile runs/profile/decode   # torch.profiler
 
 What is measured:
 * throughput: greedy and beam 5 at batch sizes 1 and 64 through `Translator` (subword encoding,
@@ -37,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from seq2seq.checkpoint import load_run
 from seq2seq.data import collate_src, read_lines
 from seq2seq.inference.translate import Translator, resolve_precision
+from seq2seq.profiling import profiled
 from seq2seq.training.device import configure_threads
 from seq2seq.vocab import BOS_ID, EOS_ID
 
@@ -72,8 +74,8 @@ def peak_memory_mib(reset_ok: bool) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
-def throughput(run, lines: list[str], *, beam: int, batch_size: int, precision: str) -> dict:
-    translator = Translator(
+def make_translator(run, *, beam: int, batch_size: int, precision: str) -> Translator:
+    return Translator(
         model=run.model,
         tokenizer=run.tokenizer,
         beam=beam,
@@ -83,6 +85,10 @@ def throughput(run, lines: list[str], *, beam: int, batch_size: int, precision: 
         max_len_offset=run.config.decode.max_len_offset,
         precision=precision,
     )
+
+
+def throughput(run, lines: list[str], *, beam: int, batch_size: int, precision: str) -> dict:
+    translator = make_translator(run, beam=beam, batch_size=batch_size, precision=precision)
     list(translator.translate(lines[:batch_size]))  # warm-up
     reset_ok = reset_peak_memory()
     start = time.perf_counter()
@@ -133,6 +139,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=100, help="steps of the per-token check")
     parser.add_argument("--steps-batch", type=int, default=64, help="batch of the check")
     parser.add_argument("--json", action="store_true", help="print JSON lines only")
+    parser.add_argument(
+        "--profile",
+        metavar="OUT",
+        help="instead of the tables, profile beam 5 at batch 64 over the sentences with "
+        "torch.profiler: OUT.txt (operators by self time) and OUT.trace.json",
+    )
     args = parser.parse_args(argv)
 
     # over-long lines are truncated (and warned about) at every repetition: warn once here
@@ -142,7 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     path = find_test_file(args.data, run.config.data.src_lang)
     lines = [line for line in read_lines(path) if line.strip()][: args.max_sentences]
     too_long = sum(
-        len(ids) > run.model.max_positions for ids in run.tokenizer.encode_src_batch(lines)
+        len(ids) >= run.model.max_positions  # the source + </s> must fit
+        for ids in run.tokenizer.encode_src_batch(lines)
     )
     if too_long:
         print(
@@ -153,6 +166,14 @@ def main(argv: list[str] | None = None) -> int:
             f"{args.run}: {run.config.model.arch}, {path} ({len(lines)} sentences), "
             f"{threads} threads, precision {args.precision}"
         )
+    if args.profile:
+        translator = make_translator(run, beam=5, batch_size=64, precision=args.precision)
+        list(translator.translate(lines[:64]))  # warm-up
+        with profiled(args.profile) as prof:
+            list(translator.translate(lines))
+        print(prof.table)
+        print(f"written: {prof.table_path}, {prof.trace_path}")
+        return 0
     rows = []
     for beam in (1, 5):
         for batch_size in (1, 64):

@@ -2,6 +2,7 @@
 
     python scripts/bench_train.py configs/multi30k/transformer.yaml --steps 100 --warmup 20
     python scripts/bench_train.py configs/demo.yaml --set train.precision=fp32 --json
+    python scripts/bench_train.py configs/multi30k/transformer.yaml --profile runs/profile/train
 
 Prints target tokens/s, sentences/s, the padding fraction of the batches, peak resident memory
 and the model FLOPs utilisation (MFU): the FLOPs of one training step (forward + backward,
@@ -28,6 +29,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from seq2seq.commands import add_config_args
 from seq2seq.config import load_config
 from seq2seq.data import Tokenizer
+from seq2seq.profiling import profiled
 from seq2seq.training.corpus import read_corpora, train_tokenizer, training_pairs
 from seq2seq.training.device import configure_threads, resolve_device
 from seq2seq.training.distributed import DistInfo
@@ -130,11 +132,27 @@ def main(argv: list[str] | None = None) -> int:
     add_config_args(parser)
     parser.add_argument("--tokenizer", metavar="RUN_DIR", help="reuse this run's subword model")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument(
+        "--profile",
+        metavar="OUT",
+        help="then profile --profile-steps more steps with torch.profiler: OUT.txt (operators "
+        "by self time) and OUT.trace.json",
+    )
+    parser.add_argument("--profile-steps", type=int, default=5, metavar="N")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     cfg = load_config(args.config, args.overrides)
     with tempfile.TemporaryDirectory(prefix="bench-train-") as tmp:
-        result = measure(build(cfg, args.tokenizer, Path(tmp)), args.steps, args.warmup)
+        session = build(cfg, args.tokenizer, Path(tmp))
+        result = measure(session, args.steps, args.warmup)
+        if args.profile:
+            batches = update_batches(session)
+            with profiled(args.profile) as prof:
+                for _ in range(args.profile_steps):
+                    train_update(session, next(batches))
+                    session.state.step += 1
+            print(prof.table)
+            print(f"written: {prof.table_path}, {prof.trace_path}")
     result["config"] = args.config
     if args.json:
         print(json.dumps(result))

@@ -19,6 +19,8 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
+from seq2seq.fileio import write_atomic
+
 logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
@@ -43,21 +45,6 @@ def serialize_checkpoint(obj: dict[str, Any]) -> bytes:
     buffer = io.BytesIO()
     torch.save(obj, buffer)
     return buffer.getvalue()
-
-
-def write_atomic(data: bytes | str, path: str | os.PathLike) -> None:
-    """Writes ``data`` to ``path`` through a temporary file and ``os.replace``."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data.encode("utf-8") if isinstance(data, str) else data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def save_checkpoint(obj: dict[str, Any] | bytes, path: str | os.PathLike) -> None:

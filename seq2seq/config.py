@@ -14,13 +14,11 @@ Relative data paths are kept as written and resolved against the current working
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import dataclasses
 import difflib
 import os
 import re
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +26,7 @@ from typing import Any, Literal
 
 import yaml
 
+from seq2seq.fileio import write_atomic
 from seq2seq.schema import ConfigError, bounds, build, join, option, set_override
 
 __all__ = [
@@ -239,19 +238,7 @@ def load_config(path: str | os.PathLike[str], overrides: Sequence[str] = ()) -> 
 def save_config(cfg: Config, path: str | os.PathLike[str]) -> None:
     """Write ``cfg`` as YAML atomically (temporary file in the same directory, then rename)."""
     path = Path(path)
-    text = yaml.safe_dump(config_to_dict(cfg), sort_keys=False, allow_unicode=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    write_atomic(yaml.safe_dump(config_to_dict(cfg), sort_keys=False, allow_unicode=True), path)
 
 
 def _yaml_error_text(path: Path, exc: yaml.YAMLError) -> str:

@@ -29,12 +29,12 @@ import contextlib
 import gzip
 import os
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
 from seq2seq.commands import positive_int
+from seq2seq.fileio import atomic_open
 from seq2seq.inference.translate import PRECISIONS
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -168,16 +168,8 @@ def atomic_output(path: str | os.PathLike[str] | None) -> Iterator[IO[str]]:
             sys.stdout.reconfigure(encoding="utf-8")  # e.g. under LANG=C
         yield sys.stdout
         return
-    target = Path(path)
-    if target.is_dir():
-        raise IsADirectoryError(21, "is a directory, expected an output file", str(target))
-    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8", newline="\n") as f:
-            yield f
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_open(path, "w") as f:
+        yield f
 
 
 def _open_input(path: str | None) -> IO[Any]:

@@ -39,6 +39,7 @@ from seq2seq.data.demo_lang import (
     uninflected_one_ok,
     words,
 )
+from seq2seq.fileio import write_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -339,9 +340,7 @@ def generate_examples(n: int, seed: int = 1) -> list[Example]:
 
 
 def _write(path: Path, lines: list[str]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomic("".join(f"{line}\n" for line in lines), path)
 
 
 def generate_demo(

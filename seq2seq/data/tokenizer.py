@@ -15,7 +15,6 @@ import logging
 import os
 import random
 import re
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,6 +22,7 @@ from typing import TYPE_CHECKING
 import sentencepiece as spm
 
 from seq2seq.data.io import DataError
+from seq2seq.fileio import write_atomic
 from seq2seq.vocab import BOS, BOS_ID, EOS, EOS_ID, PAD, PAD_ID, UNK, UNK_ID
 
 if TYPE_CHECKING:
@@ -125,18 +125,6 @@ def _train_once(sentences: list[str], model_type: str, vocab_size: int, coverage
     return buffer.getvalue()
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write to a temporary file in the same directory, then rename over `path`."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _processor(proto: bytes, name: str) -> spm.SentencePieceProcessor:
     try:
         sp = spm.SentencePieceProcessor(model_proto=proto)
@@ -207,7 +195,7 @@ class Tokenizer:
         for name in {JOINT_MODEL, SRC_MODEL, TGT_MODEL} - files.keys():
             (out / name).unlink(missing_ok=True)  # a stale model of the other layout
         for name, data in files.items():
-            _write_atomic(out / name, data)
+            write_atomic(data, out / name)
         return [out / name for name in files]
 
     @classmethod

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from seq2seq.checkpoint import load_checkpoint, load_run, write_atomic
+from seq2seq.checkpoint import load_checkpoint, load_run
 from seq2seq.config import config_to_dict
 from seq2seq.experiments.runner import read_metrics, read_segments, train_variant, valid_times
 from seq2seq.experiments.variants import (
@@ -30,6 +30,7 @@ from seq2seq.experiments.variants import (
     describe_model,
     plan_variants,
 )
+from seq2seq.fileio import write_atomic
 from seq2seq.training.rundir import flatten
 
 logger = logging.getLogger(__name__)

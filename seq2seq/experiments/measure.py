@@ -45,8 +45,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    from seq2seq.checkpoint import write_atomic
     from seq2seq.cli import main as cli_main
+    from seq2seq.fileio import write_atomic
 
     stats_path, command = Path(args[0]), args[1:]
     started = time.perf_counter()

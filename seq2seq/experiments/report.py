@@ -7,7 +7,8 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from seq2seq.checkpoint import load_run, write_atomic
+from seq2seq.checkpoint import load_run
+from seq2seq.fileio import write_atomic
 from seq2seq.training.progress import format_duration
 from seq2seq.vocab import EOS
 

@@ -23,8 +23,9 @@ from pathlib import Path
 from typing import Any
 
 import seq2seq
-from seq2seq.checkpoint import load_checkpoint, write_atomic
+from seq2seq.checkpoint import load_checkpoint
 from seq2seq.experiments.variants import CompareError, Variant
+from seq2seq.fileio import write_atomic
 from seq2seq.training.rundir import run_entries
 
 logger = logging.getLogger(__name__)

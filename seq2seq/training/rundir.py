@@ -15,7 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from seq2seq.checkpoint import STEP_CHECKPOINT, write_atomic
+from seq2seq.checkpoint import STEP_CHECKPOINT
+from seq2seq.fileio import write_atomic
 
 RUN_FILES = ("config.yaml", "best.pt", "last.pt", "metrics.jsonl", "train.log", "curves.png")
 RUN_DIRS = ("alignments",)

@@ -1,14 +1,15 @@
-"""Shared helpers of the plotting modules: output formats, atomic writes, array conversion."""
+"""Shared helpers of the plotting modules: output formats, atomic figure files, arrays."""
 
 from __future__ import annotations
 
 import os
-import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from seq2seq.fileio import write_with
 
 
 class PlotError(ValueError):
@@ -34,31 +35,6 @@ def output_format(
             f"expected one of {', '.join(allowed)}"
         )
     return suffix[1:]
-
-
-def atomic_write(out_path: str | os.PathLike[str], write: Callable[[Path], None]) -> Path:
-    """Call `write(tmp_path)` on a temporary file beside `out_path`, then rename it into place.
-
-    A crash part-way never leaves a half-written file at `out_path`. Parent directories are
-    created. The temporary file is opened with the process umask, like a plain open().
-    """
-    path = Path(out_path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
-    try:
-        with open(tmp, "xb"):
-            pass
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
-
-
-def atomic_write_text(out_path: str | os.PathLike[str], text: str) -> Path:
-    """Write UTF-8 `text` to `out_path` atomically."""
-    return atomic_write(out_path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def to_numpy(weights: Any, name: str = "weights", ndim: int | None = None) -> np.ndarray:
@@ -100,4 +76,4 @@ def new_figure(width: float, height: float):
 def save_figure(fig, out_path: str | os.PathLike[str], fmt: str | None = None) -> Path:
     """Write a Figure atomically in the format `fmt` or the one named by the suffix."""
     fmt = fmt or output_format(out_path)
-    return atomic_write(out_path, lambda tmp: fig.savefig(tmp, format=fmt, dpi=fig.dpi))
+    return write_with(out_path, lambda tmp: fig.savefig(tmp, format=fmt, dpi=fig.dpi), parents=True)

@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from seq2seq.viz.common import PlotError, atomic_write_text, output_format
+from seq2seq.fileio import write_atomic
+from seq2seq.viz.common import PlotError, output_format
 from seq2seq.viz.example import SLOT_TITLES, SLOTS, AttentionExample, as_example
 from seq2seq.viz.viewer_assets import CSS, JS
 from seq2seq.viz.words import SPECIAL_PIECES, WORD_START
@@ -62,7 +63,7 @@ def write_attention_html(
     payload = {"sentences": [_sentence(e, i) for i, e in enumerate(examples)], "initial": initial}
     if slot is not None and not any(slot in s["slots"] for s in payload["sentences"]):
         raise PlotError(f"slot {slot!r} is in none of the sentences")
-    return atomic_write_text(out_path, render_page(payload, title))
+    return write_atomic(render_page(payload, title), out_path, parents=True)
 
 
 def render_page(payload: Mapping[str, Any], title: str) -> str:
