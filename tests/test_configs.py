@@ -46,3 +46,14 @@ def test_config_builds_a_model_that_runs(name):
     assert cross.shape[0] == 2 and cross.shape[2:] == (heads, 5, 7)
     assert torch.allclose(cross.sum(-1), torch.ones(()), atol=1e-5)
     assert cross[1, ..., 5:].abs().max() == 0  # padded source positions get no attention
+
+
+@pytest.mark.parametrize("name", [c for c in CONFIGS if c.startswith("configs/multi30k/")])
+def test_multi30k_configs_read_the_files_of_their_language_pair(name):
+    cfg = load_config(ROOT / name)
+    for split in ("train", "valid", "test"):
+        files = getattr(cfg.data, split)
+        assert Path(files.src).name.endswith(f".{cfg.data.src_lang}.gz"), (split, files.src)
+        assert Path(files.tgt).name.endswith(f".{cfg.data.tgt_lang}.gz"), (split, files.tgt)
+    pair = f"en-{cfg.data.tgt_lang}"
+    assert (pair == "en-de") == (f".{pair}." not in name), "en-de is the unsuffixed default"

@@ -8,6 +8,7 @@ from seq2seq.data.batching import (
     collate,
     collate_src,
     encode_corpus,
+    pad_ids,
     pair_lengths,
 )
 from seq2seq.data.io import DataError, iter_lines, read_lines, read_parallel
@@ -22,6 +23,7 @@ __all__ = [
     "collate_src",
     "encode_corpus",
     "iter_lines",
+    "pad_ids",
     "pair_lengths",
     "read_lines",
     "read_parallel",

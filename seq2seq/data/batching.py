@@ -48,7 +48,11 @@ class Batch(NamedTuple):
         )
 
 
-def _pad(seqs: Sequence[Sequence[int]], width: int) -> Tensor:
+def pad_ids(seqs: Sequence[Sequence[int]], width: int | None = None) -> Tensor:
+    """Id lists -> [B, width] LongTensor, each right-padded with PAD_ID; ``width`` defaults to
+    the longest list."""
+    if width is None:
+        width = max((len(s) for s in seqs), default=0)
     return torch.tensor([[*s, *([PAD_ID] * (width - len(s)))] for s in seqs], dtype=torch.long)
 
 
@@ -59,7 +63,7 @@ def collate_src(seqs: Sequence[Sequence[int]]) -> Tensor:
     The one place that lays out a source batch: use it at inference too, so that translation
     sees sources exactly as training did.
     """
-    return _pad([[*s, EOS_ID] for s in seqs], 1 + max((len(s) for s in seqs), default=0))
+    return pad_ids([[*s, EOS_ID] for s in seqs], 1 + max((len(s) for s in seqs), default=0))
 
 
 def collate(pairs: Sequence[Pair]) -> Batch:
@@ -68,8 +72,8 @@ def collate(pairs: Sequence[Pair]) -> Batch:
         raise ValueError("collate: got an empty list of pairs")
     src = collate_src([s for s, _ in pairs])
     width = 1 + max(len(t) for _, t in pairs)
-    tgt_in = _pad([[BOS_ID, *t] for _, t in pairs], width)
-    tgt_out = _pad([[*t, EOS_ID] for _, t in pairs], width)
+    tgt_in = pad_ids([[BOS_ID, *t] for _, t in pairs], width)
+    tgt_out = pad_ids([[*t, EOS_ID] for _, t in pairs], width)
     src_tokens = sum(len(s) + 1 for s, _ in pairs)
     tgt_tokens = sum(len(t) + 1 for _, t in pairs)
     padded = src.numel() + tgt_out.numel()

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from seq2seq.data import collate_src
+from seq2seq.data import collate_src, pad_ids
 from seq2seq.evaluation.alignment import (
     Link,
     attention_alignment,
@@ -31,7 +31,7 @@ from seq2seq.inference.search import (
     max_output_lengths,
 )
 from seq2seq.training.device import cpu_has_native_bf16
-from seq2seq.vocab import PAD_ID, UNK_ID
+from seq2seq.vocab import UNK_ID
 
 logger = logging.getLogger(__name__)
 
@@ -268,10 +268,7 @@ class Translator:
         if not src_ids:
             return []
         src = collate_src(src_ids).to(self.device)
-        width = max(len(t) for t in tgt_ids)
-        tgt = torch.tensor(  # right-padded with PAD_ID, no BOS/EOS
-            [[*t, *([PAD_ID] * (width - len(t)))] for t in tgt_ids], device=self.device
-        )
+        tgt = pad_ids(tgt_ids).to(self.device)  # no BOS/EOS
         with self._autocast():
             weights = forced_attention(self.model, src, tgt)
         links = []

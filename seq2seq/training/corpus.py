@@ -13,7 +13,6 @@ from seq2seq.data.align import read_alignments
 from seq2seq.data.batching import Pair, encode_corpus, pair_lengths
 from seq2seq.training.distributed import DistInfo
 from seq2seq.training.validation import ValidSet, make_batches
-from seq2seq.vocab import UNK_ID
 
 logger = logging.getLogger(__name__)
 
@@ -117,7 +116,7 @@ def validation_set(cfg: Any, corpora: Corpora, tokenizer: Tokenizer) -> ValidSet
         logger.warning(
             "%d validation pairs truncated to model.max_positions - 1 = %d tokens", long, limit
         )
-    src_ids = [s[:limit] or [UNK_ID] for s in src_ids]  # an empty source still gets a token
+    src_ids = [s[:limit] for s in src_ids]  # an empty source is just </s> (collate_src)
     tgt_ids = [t[:limit] for t in tgt_ids]
     lengths = [max(len(s), len(t)) + 1 for s, t in zip(src_ids, tgt_ids, strict=True)]
     return ValidSet(

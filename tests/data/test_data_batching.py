@@ -8,7 +8,15 @@ import random
 import pytest
 import torch
 
-from seq2seq.data import Batch, TokenBatchSampler, collate, collate_src, encode_corpus, pair_lengths
+from seq2seq.data import (
+    Batch,
+    TokenBatchSampler,
+    collate,
+    collate_src,
+    encode_corpus,
+    pad_ids,
+    pair_lengths,
+)
 from seq2seq.vocab import BOS_ID, EOS_ID, PAD_ID
 
 
@@ -55,6 +63,12 @@ def test_collate_edge_cases():
     assert collate_src([[]]).tolist() == [[EOS_ID]]  # never a zero-width tensor
     with pytest.raises(ValueError, match="empty"):
         collate([])
+
+
+def test_pad_ids_right_pads_to_the_longest_or_a_given_width():
+    assert pad_ids([[3], [4, 5, 6]]).tolist() == [[3, PAD_ID, PAD_ID], [4, 5, 6]]
+    assert pad_ids([[3]], width=3).tolist() == [[3, PAD_ID, PAD_ID]]
+    assert pad_ids([[3], [4, 5]]).dtype == torch.long
 
 
 def test_every_index_once_per_epoch_and_budget_respected():
