@@ -169,7 +169,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.profile:
         translator = make_translator(run, beam=5, batch_size=64, precision=args.precision)
         list(translator.translate(lines[:64]))  # warm-up
-        with profiled(args.profile) as prof:
+        phases = ("encode", "decoder step", "reorder state")
+        with profiled(args.profile, phases=phases) as prof:
             list(translator.translate(lines))
         print(prof.table)
         print(f"written: {prof.table_path}, {prof.trace_path}")

@@ -147,7 +147,8 @@ def main(argv: list[str] | None = None) -> int:
         result = measure(session, args.steps, args.warmup)
         if args.profile:
             batches = update_batches(session)
-            with profiled(args.profile) as prof:
+            phases = ("forward", "loss", "backward", "clip_grad_norm", "Optimizer.step")
+            with profiled(args.profile, phases=phases) as prof:
                 for _ in range(args.profile_steps):
                     train_update(session, next(batches))
                     session.state.step += 1

@@ -21,3 +21,18 @@ def test_profiled_block_writes_table_and_trace(tmp_path):
     names = {event.get("name") for event in trace["traceEvents"]}
     assert "aten::mm" in names
     assert not [p for p in (tmp_path / "prof").iterdir() if p.name.endswith(".tmp")]
+
+
+def test_phase_rows_sum_the_labelled_blocks(tmp_path):
+    a = torch.randn(32, 32)
+    with profiled(tmp_path / "p", phases=("work", "Optimizer.step", "absent")) as prof:
+        for _ in range(2):
+            with torch.profiler.record_function("work"):
+                torch.mm(a, a)
+        with torch.profiler.record_function("Optimizer.step#Adam.step"):  # a prefix match
+            torch.mm(a, a)
+    rows = {line.split(" | ")[0].strip("| "): line for line in prof.table.splitlines()}
+    assert rows["work"].split(" | ")[1] == "2"
+    assert rows["Optimizer.step"].split(" | ")[1] == "1"
+    assert rows["absent"].split(" | ")[1:3] == ["0", "0.0"]
+    assert prof.table.startswith("wall-clock time of the profiled block")

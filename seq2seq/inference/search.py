@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor
+from torch.profiler import record_function
 
 from seq2seq.vocab import BOS_ID, EOS_ID, PAD_ID
 
@@ -140,7 +141,8 @@ def beam_search(
     with _decoding(model):
         n, dev, alpha = src.size(0), src.device, length_penalty
         limit = _limits(model, src, max_len)
-        encoded = model.encode(src, need_weights=need_weights)
+        with record_function("encode"):
+            encoded = model.encode(src, need_weights=need_weights)
         expand = torch.arange(n, device=dev).repeat_interleave(beam)  # [n * beam]
         state = model.init_state(encoded).select(expand)
         finished = _Finished(encoded, src, n_best=n_best, alpha=alpha, need_weights=need_weights)
@@ -154,7 +156,8 @@ def beam_search(
         history = _History(n * beam, dev)
         rank = torch.arange(beam, device=dev)
         for t in range(int(limit.max())):
-            logits, state, weights = model.step(prev, state, need_weights=need_weights)
+            with record_function("decoder step"):
+                logits, state, weights = model.step(prev, state, need_weights=need_weights)
             scores, origin, tokens = _expand(cum, _log_probs(logits), beam)  # [n, beam] each
             origin = (origin + torch.arange(len(sent), device=dev)[:, None] * beam).view(-1)
             history.extend(origin, tokens.view(-1), weights)
@@ -172,7 +175,9 @@ def beam_search(
             if len(keep) == 0:
                 break
             rows = (keep[:, None] * beam + rank).view(-1)
-            state, history = state.select(origin[rows]), history.select(rows)
+            with record_function("reorder state"):
+                state = state.select(origin[rows])
+            history = history.select(rows)
             sent, limit, cum, open_slots = sent[keep], limit[keep], cum[keep], open_slots[keep]
             prev = tokens.view(-1)[rows]
         return finished.results()

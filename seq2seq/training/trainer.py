@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.profiler import record_function
 
 from seq2seq.config import Config, parse_duration
 from seq2seq.data import Batch, collate
@@ -192,14 +193,17 @@ def train_update(s: Session, batches: list[Batch]) -> StepStats:
     loss_sum = torch.zeros((), device=s.device)
     for i, batch in enumerate(batches):
         with distributed.no_sync(s.model, skip_sync=i < len(batches) - 1):
-            with s.precision.autocast():
+            with record_function("forward"), s.precision.autocast():
                 logits, _ = s.model(batch.src, batch.tgt_in)
-            loss, _ = label_smoothed_cross_entropy(logits, batch.tgt_out, t.label_smoothing)
-            s.scaler.scale(loss * (s.info.world_size / tokens)).backward()
+            with record_function("loss"):
+                loss, _ = label_smoothed_cross_entropy(logits, batch.tgt_out, t.label_smoothing)
+            with record_function("backward"):
+                s.scaler.scale(loss * (s.info.world_size / tokens)).backward()
         loss_sum += loss.detach()
     (total,) = distributed.all_reduce_sum([float(loss_sum)], s.info)
     s.scaler.unscale_(s.optimizer)
-    grad_norm = float(nn.utils.clip_grad_norm_(s.model.parameters(), t.clip_norm or math.inf))
+    with record_function("clip_grad_norm"):
+        grad_norm = float(nn.utils.clip_grad_norm_(s.model.parameters(), t.clip_norm or math.inf))
     finite = math.isfinite(total) and math.isfinite(grad_norm)
     if not finite and not s.scaler.is_enabled():
         raise TrainingError(
