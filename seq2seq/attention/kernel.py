@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from seq2seq.dropout import dropout as dropout_
+
 __all__ = ["causal_mask", "expand_mask", "explicit_attention", "fused_attention"]
 
 _CPU_SLOW_DTYPES = (torch.bfloat16, torch.float16)
@@ -87,7 +89,7 @@ def explicit_attention(
     weights = torch.softmax(scores, dim=-1)  # [B, H, Tq, Tk]
     if has_keys is not None:
         weights = weights.masked_fill(~has_keys, 0.0)
-    dropped = F.dropout(weights, p=dropout) if dropout > 0.0 else weights
+    dropped = dropout_(weights, dropout) if dropout > 0.0 else weights
     context = torch.matmul(dropped.to(values.dtype), values)  # [B, H, Tq, Dv]
     return context, weights
 

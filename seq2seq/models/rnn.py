@@ -15,6 +15,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from seq2seq.dropout import Dropout
+
 from .base import (
     Encoded,
     Seq2Seq,
@@ -41,7 +43,7 @@ class RNNEncoder(nn.Module):
     ) -> None:
         super().__init__()
         self.embedding = embedding
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.lstm = nn.LSTM(
             embedding.dim,
             hidden_dim // 2,

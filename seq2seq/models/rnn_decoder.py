@@ -20,10 +20,10 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from seq2seq.attention import AttentionMemory, build_attention
+from seq2seq.dropout import Dropout, dropout
 
 from .base import Encoded, init_linears, init_lstm
 from .embeddings import OutputProjection, TokenEmbedding
@@ -82,7 +82,7 @@ class RNNDecoder(nn.Module):
         self.embedding = embedding
         self.hidden_dim, self.num_layers, self.style = hidden_dim, num_layers, style
         self.input_feeding = style == "luong" and input_feeding
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.attention = build_attention(attention, hidden_dim, hidden_dim, hidden_dim)
         ctx_dim, emb_dim = self.attention.output_dim, embedding.dim
         self.readout_dim = emb_dim if tie_output else hidden_dim
@@ -141,7 +141,7 @@ class RNNDecoder(nn.Module):
         new_hidden, new_cell = [], []
         for layer, (w_ih, w_hh, b_ih, b_hh) in enumerate(self.lstm.all_weights):
             if layer:  # the same inter-layer dropout as nn.LSTM(dropout=p)
-                x = F.dropout(x, self.lstm.dropout, self.training)
+                x = dropout(x, self.lstm.dropout, self.training)
             h, c = torch.lstm_cell(x, (hidden[layer], cell[layer]), w_ih, w_hh, b_ih, b_hh)
             new_hidden.append(h)
             new_cell.append(c)

@@ -16,6 +16,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from seq2seq.attention import AttentionMemory, build_attention, causal_mask
+from seq2seq.dropout import Dropout
 
 from .base import (
     Encoded,
@@ -68,7 +69,7 @@ class Residual(nn.Module):
     def __init__(self, *, dim: int, dropout: float, pre_norm: bool) -> None:
         super().__init__()
         self.norm = nn.LayerNorm(dim)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.pre_norm = pre_norm
 
     def enter(self, x: Tensor) -> Tensor:
@@ -89,7 +90,7 @@ class FeedForward(nn.Module):
         self.net = nn.Sequential(
             nn.Linear(dim, ffn_dim),
             ACTIVATIONS[activation](),
-            nn.Dropout(dropout),
+            Dropout(dropout),
             nn.Linear(ffn_dim, dim),
         )
 
@@ -234,7 +235,7 @@ class TransformerSeq2Seq(Seq2Seq):
             scale=True,
         )
         self.positions = build_positions(positions, max_positions=max_positions, dim=embed_dim)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         layer_args: dict[str, Any] = {
             "dim": embed_dim,
             "ffn_dim": ffn_dim,
