@@ -63,7 +63,7 @@ def collate_src(seqs: Sequence[Sequence[int]]) -> Tensor:
     The one place that lays out a source batch: use it at inference too, so that translation
     sees sources exactly as training did.
     """
-    return pad_ids([[*s, EOS_ID] for s in seqs], 1 + max((len(s) for s in seqs), default=0))
+    return pad_ids([[*s, EOS_ID] for s in seqs])
 
 
 def collate(pairs: Sequence[Pair]) -> Batch:
