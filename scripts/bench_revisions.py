@@ -32,6 +32,22 @@ def _env(tree: Path) -> dict[str, str]:
     return dict(os.environ, PYTHONPATH=str(tree), PYTHONSAFEPATH="1")
 
 
+def add_worktree(rev: str, tree: Path) -> Path:
+    """Check ``rev`` out into ``tree`` and make sure its package is the one imported there."""
+    git = ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), rev]
+    subprocess.run(git, check=True, capture_output=True)
+    where = subprocess.run(
+        [sys.executable, "-c", "import seq2seq; print(seq2seq.__file__)"],
+        env=_env(tree),
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    if not Path(where).is_relative_to(tree):  # an installed seq2seq would shadow it
+        sys.exit(f"bench_revisions.py: {rev} imports seq2seq from {where}, not {tree}")
+    return tree
+
+
 def main() -> int:
     argv = sys.argv[1:]
     if "--" not in argv:
@@ -49,35 +65,18 @@ def main() -> int:
     config = str(Path(bench_args[0]).resolve())
     rates: dict[str, list[float]] = {rev: [] for rev in args.revisions}
     with tempfile.TemporaryDirectory(prefix="bench-revisions-") as tmp:
-        trees = {}
-        for i, rev in enumerate(args.revisions):
-            tree = Path(tmp) / f"rev{i}"
-            subprocess.run(
-                ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), rev],
-                check=True,
-                capture_output=True,
-            )
-            trees[rev] = tree
-            where = subprocess.run(
-                [sys.executable, "-c", "import seq2seq; print(seq2seq.__file__)"],
-                env=_env(tree),
-                check=True,
-                capture_output=True,
-                text=True,
-            ).stdout.strip()
-            if not Path(where).is_relative_to(tree):  # an installed seq2seq would shadow it
-                sys.exit(f"bench_revisions.py: {rev} imports seq2seq from {where}, not {tree}")
-        try:
+        trees: dict[str, Path] = {}
+        try:  # worktrees made before a failure are removed too
+            for i, rev in enumerate(args.revisions):
+                trees[rev] = add_worktree(rev, Path(tmp) / f"rev{i}")
             for r in range(args.rounds):
                 order = args.revisions if r % 2 == 0 else args.revisions[::-1]
                 for rev in order:
                     script = str(trees[rev] / "scripts" / "bench_train.py")
-                    cmd = [sys.executable, script, config, *bench_args[1:]]
-                    env = _env(trees[rev])
+                    cmd = [sys.executable, script, config, *bench_args[1:], "--json"]
                     out = subprocess.run(
-                        [*cmd, "--json"], env=env, check=True, capture_output=True,
-                        text=True,
-                    ).stdout  # fmt: skip
+                        cmd, env=_env(trees[rev]), check=True, capture_output=True, text=True
+                    ).stdout
                     rate = json.loads(out.strip().splitlines()[-1])["tgt_tokens_per_s"]
                     rates[rev].append(rate)
                     print(f"round {r + 1} {rev}: {rate:,.0f} target tokens/s", flush=True)

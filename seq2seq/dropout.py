@@ -17,10 +17,14 @@ from torch import Tensor, nn
 __all__ = ["Dropout", "dropout"]
 
 
-def dropout(x: Tensor, p: float, training: bool = True) -> Tensor:
-    """Zero each element with probability ``p`` and scale the rest by ``1 / (1 - p)``."""
+def _check_rate(p: float) -> None:
     if not 0.0 <= p < 1.0:
         raise ValueError(f"dropout probability must be in [0, 1), got {p}")
+
+
+def dropout(x: Tensor, p: float, training: bool = True) -> Tensor:
+    """Zero each element with probability ``p`` and scale the rest by ``1 / (1 - p)``."""
+    _check_rate(p)
     if not training or p == 0.0:
         return x
     if x.device.type != "cpu":
@@ -34,8 +38,7 @@ class Dropout(nn.Module):
 
     def __init__(self, p: float = 0.5) -> None:
         super().__init__()
-        if not 0.0 <= p < 1.0:
-            raise ValueError(f"dropout probability must be in [0, 1), got {p}")
+        _check_rate(p)
         self.p = p
 
     def forward(self, x: Tensor) -> Tensor:
