@@ -35,6 +35,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from seq2seq.allocator import release_freed_memory, retain_freed_memory
 from seq2seq.checkpoint import load_run
 from seq2seq.data import collate_src, read_lines
 from seq2seq.inference.translate import Translator, resolve_precision
@@ -59,6 +60,7 @@ def find_test_file(data: Path | None, lang: str) -> Path:
 
 
 def reset_peak_memory() -> bool:
+    release_freed_memory()  # the heap keeps freed blocks (retain_freed_memory): return them first
     try:
         Path("/proc/self/clear_refs").write_text("5")
         return True
@@ -146,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         "torch.profiler: OUT.txt (operators by self time) and OUT.trace.json",
     )
     args = parser.parse_args(argv)
+    retain_freed_memory()
 
     # over-long lines are truncated (and warned about) at every repetition: warn once here
     logging.getLogger("seq2seq.inference.translate").setLevel(logging.ERROR)

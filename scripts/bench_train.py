@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from seq2seq.allocator import retain_freed_memory
 from seq2seq.commands import add_config_args
 from seq2seq.config import load_config
 from seq2seq.data import Tokenizer
@@ -140,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--profile-steps", type=int, default=5, metavar="N")
     args = parser.parse_args(argv)
+    retain_freed_memory()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     cfg = load_config(args.config, args.overrides)
     with tempfile.TemporaryDirectory(prefix="bench-train-") as tmp:

@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from seq2seq import __version__
+from seq2seq.allocator import retain_freed_memory
 
 #: Module names under ``seq2seq.commands``, in the order ``seq2seq --help`` lists them.
 COMMANDS: list[str] = ["train", "translate", "evaluate", "plot", "compare", "average"]
@@ -68,6 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     prog = f"seq2seq {args.command}"
     try:
+        retain_freed_memory()
         code = args.func(args)
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
