@@ -140,7 +140,7 @@ class TrainConfig:
     lr: float = option(5e-4, gt=0.0)
     betas: list[float] = field(default_factory=lambda: [0.9, 0.98], metadata=bounds(ge=0, lt=1))
     weight_decay: float = option(0.0, ge=0.0)
-    schedule: Literal["noam", "constant", "plateau"] = "noam"
+    schedule: Literal["noam", "linear", "constant", "plateau"] = "noam"
     warmup_steps: int = option(1000, ge=0)  # linear warmup, in every schedule (0: none)
     plateau_factor: float = option(0.5, gt=0.0, lt=1.0)
     plateau_patience: int = option(2, ge=0)
@@ -324,6 +324,12 @@ def _check(cfg: Config) -> None:
             "train: no stopping criterion; set at least one of train.max_steps, "
             "train.max_epochs, train.max_time",
             key="train.max_steps",
+        )
+    if train.schedule == "linear" and train.max_steps is None and train.max_time is None:
+        raise ConfigError(
+            "train.schedule: 'linear' decays to zero at the end of the budget and needs "
+            "train.max_steps or train.max_time",
+            key="train.schedule",
         )
     if train.max_time is not None:
         try:

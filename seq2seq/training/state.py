@@ -21,6 +21,7 @@ class TrainState:
     best_metric: float | None = None  # best value of train.early_stopping_metric
     bad_validations: int = 0  # validations in a row without progress on it
     validated_step: int = -1  # step of the latest validation
+    seconds: float = 0.0  # wall-clock seconds of training so far, over every resumed session
 
     def state_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -99,14 +99,20 @@ def fit(s: Session, max_seconds: float | None) -> TrainResult:
     progress = Progress(
         start_step=s.state.step,
         max_steps=t.max_steps,
-        max_seconds=max_seconds,
+        max_seconds=None if max_seconds is None else max(0.0, max_seconds - s.state.seconds),
         enabled=s.info.is_main and not t.quiet,
     )
     window = Window()
-    reason = limit_reached(s, progress.elapsed, max_seconds)
+    seconds_before = s.state.seconds  # of earlier sessions of a resumed run
+
+    def clock() -> float:
+        s.state.seconds = seconds_before + progress.elapsed
+        return s.state.seconds
+
+    reason = limit_reached(s, clock(), max_seconds)
     try:
         for batches in update_batches(s) if reason is None else ():
-            stats = train_update(s, batches)
+            stats = train_update(s, batches, budget_used(s, clock(), max_seconds))
             window.add(stats, len(batches))
             if not stats.skipped:
                 s.state.step += 1
@@ -129,7 +135,7 @@ def fit(s: Session, max_seconds: float | None) -> TrainResult:
                             f"improve in {t.patience} validations"
                         )
                         break
-            reason = limit_reached(s, progress.elapsed, max_seconds)
+            reason = limit_reached(s, clock(), max_seconds)
             if reason:
                 break
         else:
@@ -177,15 +183,33 @@ def to_device(batch: Batch, device: torch.device) -> Batch:
     return batch.to(device)
 
 
-def train_update(s: Session, batches: list[Batch]) -> StepStats:
-    """One optimizer step on ``batches``: forward, backward, clip, step.
+def budget_used(s: Session, seconds: float, max_seconds: float | None) -> float:
+    """The share of the training budget used so far (0 to 1): the larger of the shares of
+    ``max_steps`` and ``max_time``, the same in every process. Only the linear schedule reads it."""
+    t = s.cfg.train
+    if t.schedule != "linear":
+        return 0.0
+    shares = [0.0]
+    if t.max_steps is not None:
+        shares.append(s.state.step / t.max_steps)
+    if max_seconds is not None:
+        time_share = seconds / max_seconds
+        if s.info.enabled:  # the mean over processes, so that they all take the same rate
+            time_share = distributed.all_reduce_sum([time_share], s.info)[0] / s.info.world_size
+        shares.append(time_share)
+    return min(1.0, max(shares))
+
+
+def train_update(s: Session, batches: list[Batch], budget: float = 0.0) -> StepStats:
+    """One optimizer step on ``batches``: forward, backward, clip, step; ``budget`` is the
+    share of the training budget used before it (see :func:`budget_used`).
 
     The loss is the label-smoothed cross entropy summed over the target tokens of the whole
     global batch (all micro-batches of all processes) and divided by their number, so that
     gradient accumulation and DDP give the gradient of one big batch.
     """
     t = s.cfg.train
-    lr = s.schedule.set_step(s.state.step + 1)
+    lr = s.schedule.set_step(s.state.step + 1, budget)
     local = [sum(b.tgt_tokens for b in batches), sum(b.size for b in batches)]
     tokens, sentences = distributed.all_reduce_sum(local, s.info)
     s.model.train()
@@ -235,7 +259,8 @@ def train_update(s: Session, batches: list[Batch]) -> StepStats:
 
 
 def limit_reached(s: Session, elapsed: float, max_seconds: float | None) -> str | None:
-    """Why training must stop now (``max_steps`` or ``max_time``), or None."""
+    """Why training must stop now (``max_steps`` or ``max_time``), or None; ``elapsed`` is the
+    training time of the whole run, earlier sessions of a resumed run included."""
     t = s.cfg.train
     if t.max_steps is not None and s.state.step >= t.max_steps:
         return f"max_steps={t.max_steps} reached"

@@ -83,3 +83,25 @@ def test_unknown_schedule() -> None:
     with pytest.raises(ValueError, match=r"train\.schedule: unknown schedule 'cosine'"):
         build_schedule(_optimizer(), _cfg(schedule="cosine"))
     assert math.isclose(noam_factor(0, 4), 0.25)  # step 0 is treated as step 1
+
+
+def test_linear_values() -> None:
+    # warmup 4: step / 4 up to step 4, times (1 - progress); zero at the end of the budget
+    schedule = build_schedule(_optimizer(), _cfg(schedule="linear"))
+    assert schedule.set_step(1, 0.0) == pytest.approx(0.25e-3)
+    assert schedule.set_step(2, 0.5) == pytest.approx(1e-3 * 0.5 * 0.5)
+    assert schedule.set_step(4, 0.1) == pytest.approx(0.9e-3)
+    assert schedule.set_step(100, 0.75) == pytest.approx(0.25e-3)
+    assert schedule.set_step(200, 1.0) == 0.0
+    assert schedule.set_step(300, 1.5) == 0.0  # never negative
+    assert schedule.optimizer.param_groups[0]["lr"] == 0.0
+    # no warmup: the straight line from the peak
+    flat = build_schedule(_optimizer(), _cfg(schedule="linear", warmup_steps=0))
+    assert flat.set_step(1, 0.0) == pytest.approx(1e-3)
+    assert flat.set_step(7, 0.3) == pytest.approx(0.7e-3)
+
+
+def test_progress_is_ignored_by_the_other_schedules() -> None:
+    for name in ("noam", "constant", "plateau"):
+        schedule = build_schedule(_optimizer(), _cfg(schedule=name))
+        assert schedule.lr_at(10, 0.9) == schedule.lr_at(10, 0.0) == schedule.lr_at(10)
