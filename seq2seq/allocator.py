@@ -24,6 +24,7 @@ import ctypes
 import logging
 import os
 import platform
+from typing import Any
 
 logger = logging.getLogger(__name__)
 
@@ -44,28 +45,30 @@ CHOICES = ("retain", "system")
 _applied = False
 
 
+class AllocatorSettingError(ValueError):
+    """A ``SEQ2SEQ_MALLOC`` value that is not one of :data:`CHOICES`."""
+
+
 def retain_freed_memory(threshold: int = THRESHOLD) -> bool:
     """Sets glibc's mmap and trim thresholds to ``threshold`` bytes; True when they were set.
 
     Safe to call more than once and on any platform: it returns False, changing nothing, where it
-    does not apply (see the module docstring). Raises ValueError for a bad ``SEQ2SEQ_MALLOC``.
+    does not apply (see the module docstring). Raises AllocatorSettingError for a bad
+    ``SEQ2SEQ_MALLOC``.
     """
     global _applied
     choice = os.environ.get(ENV, "retain").strip().lower() or "retain"
     if choice not in CHOICES:
-        raise ValueError(f"environment variable {ENV}: got {choice!r}, expected one of {CHOICES}")
+        raise AllocatorSettingError(
+            f"environment variable {ENV}: got {choice!r}, expected one of {CHOICES}"
+        )
     if _applied:
         return True
     if choice == "system" or any(name in os.environ for name in _USER_SETTINGS):
         return False
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+    mallopt = _glibc_function("mallopt", [ctypes.c_int, ctypes.c_int])
+    if mallopt is None:
         return False
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
-        return False
-    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-    mallopt.restype = ctypes.c_int
     limit = min(threshold, 2**31 - 1)
     if not (mallopt(M_MMAP_THRESHOLD, limit) and mallopt(M_TRIM_THRESHOLD, limit)):
         logger.debug("mallopt refused a threshold of %d bytes; malloc left as it is", limit)
@@ -81,13 +84,21 @@ def release_freed_memory() -> bool:
     For measurements of peak resident memory: after it, the resident size follows live memory
     again, so a peak counter reset next starts from the memory actually in use.
     """
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+    malloc_trim = _glibc_function("malloc_trim", [ctypes.c_size_t])
+    if malloc_trim is None:
         return False
-    try:
-        malloc_trim = ctypes.CDLL(None).malloc_trim
-    except (OSError, AttributeError):
-        return False
-    malloc_trim.argtypes = [ctypes.c_size_t]
-    malloc_trim.restype = ctypes.c_int
     malloc_trim(0)
     return True
+
+
+def _glibc_function(name: str, argtypes: list[Any]) -> Any | None:
+    """The C library's function ``name`` (returning int) on Linux with glibc, else None."""
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return None
+    try:
+        function = getattr(ctypes.CDLL(None), name)
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = argtypes
+    function.restype = ctypes.c_int
+    return function

@@ -1,7 +1,9 @@
 """Checkpoints and run directories: atomic saving, safe loading, and loading a trained run.
 
 A checkpoint is a dict ``{"format_version": 1, "seq2seq_version", "config", "model",
-"optimizer", "scheduler", "scaler", "step", "epoch", "sampler", "rng", "best"}``. Files are
+"optimizer", "scheduler", "scaler", "step", "epoch", "sampler", "rng", "best",
+"train_seconds"}`` (``train_seconds``, the training time up to ``step`` over every session of
+a resumed run, may be missing from older checkpoints: 0 is assumed). Files are
 written to a temporary file in the same directory and renamed over the target, so a crash
 during a save leaves the previous checkpoint intact. Loading uses ``torch.load(...,
 weights_only=True)``: a checkpoint can hold tensors and plain data, never code.

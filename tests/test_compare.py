@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from seq2seq.checkpoint import load_checkpoint
+from seq2seq.checkpoint import load_checkpoint, save_checkpoint
 from seq2seq.cli import main
 from seq2seq.config import load_config
 from seq2seq.experiments.runner import read_segments, valid_times
@@ -187,14 +187,20 @@ def test_rerun_skips_finished_variants(compared: Path, workspace: Path) -> None:
     assert {p: p.stat().st_mtime_ns for p in runs.glob("*/*.pt")} == before
 
 
-def test_interrupted_variant_is_resumed_with_the_budget_left(workspace: Path) -> None:
+@pytest.mark.parametrize("legacy", [False, True], ids=["train_seconds", "older-checkpoint"])
+def test_interrupted_variant_is_resumed_with_the_budget_left(workspace: Path, legacy: bool) -> None:
     from seq2seq.training.trainer import train
 
-    out = workspace / "resumed"
+    out = workspace / f"resumed-{legacy}"
     config = workspace / "tiny_tf.yaml"
     common = [*SETTINGS, "train.max_time=5m", "train.quiet=true"]
     # the state an interruption after the checkpoint at step 2 leaves behind
     train(load_config(config, [*common, "train.max_steps=2"]), out / "runs" / "tiny_tf")
+    if legacy:  # a checkpoint written before train_seconds existed
+        last = out / "runs" / "tiny_tf" / "last.pt"
+        checkpoint = load_checkpoint(last)
+        del checkpoint["train_seconds"]
+        save_checkpoint(checkpoint, last)
     assert (
         main(
             [
@@ -218,8 +224,14 @@ def test_interrupted_variant_is_resumed_with_the_budget_left(workspace: Path) ->
     records = _records(run_dir)
     valid = [r for r in records if r["split"] == "valid"]
     assert [r["step"] for r in valid] == [2, 4]
-    assert segment["max_time"].endswith("s")
-    assert float(segment["max_time"][:-1]) == pytest.approx(300 - valid[0]["elapsed"], abs=1e-3)
+    if legacy:  # the resumed trainer's clock starts at 0: it gets the budget left
+        assert segment["max_time"].endswith("s")
+        left = float(segment["max_time"][:-1])
+        assert left == pytest.approx(300 - valid[0]["elapsed"], abs=1e-3)
+    else:  # the whole budget: the trainer counts it on from the checkpoint's training time
+        seconds = load_checkpoint(run_dir / "last.pt")["train_seconds"]
+        assert segment["max_time"] == "300.000s"
+        assert 0 < seconds < valid[0]["elapsed"] + valid[1]["elapsed"]
     curve = json.loads((out / "results.json").read_text())["variants"][0]["valid_curve"]
     # the resumed process's clock starts again at 0: the time before the resume is added
     assert curve[1]["seconds"] == pytest.approx(valid[0]["elapsed"] + valid[1]["elapsed"])

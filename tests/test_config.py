@@ -361,6 +361,13 @@ def test_training_needs_a_stopping_criterion():
     assert load(["train.max_steps=null", "train.max_time=20m"]).train.max_time == "20m"
 
 
+def test_linear_schedule_needs_a_budget_to_decay_over():
+    message = error_of(["train.schedule=linear", "train.max_steps=null", "train.max_epochs=5"])
+    assert "train.schedule: 'linear'" in message and "train.max_steps or train.max_time" in message
+    cfg = load(["train.schedule=linear", "train.max_steps=null", "train.max_time=20m"])
+    assert cfg.train.schedule == "linear"
+
+
 def test_max_time_is_validated_at_load_time():
     message = error_of(["train.max_time=20 minutes"])
     assert "train.max_time: invalid duration '20 minutes'" in message

@@ -5,7 +5,9 @@ Each training run is one *segment*: a ``seq2seq train`` process started through
 (exit code, wall time, peak memory, the step it started from). A variant is trained when its
 last segment exited with 0. Otherwise the next comparison continues it: with ``--resume`` from
 its ``last.pt`` and the budget that is left, i.e. ``--max-time`` minus the training time that
-produced ``last.pt`` (the time since the last checkpoint was lost with the interruption); with
+produced ``last.pt`` (the trainer counts ``train.max_time`` over resumed sessions from the
+checkpoint's ``train_seconds``; the time since the last checkpoint was lost with the
+interruption); with
 ``--overwrite`` when the run never reached its first checkpoint.
 """
 
@@ -115,14 +117,19 @@ def train_variant(variant: Variant, budget: float) -> None:
     overrides, mode, start_step = list(variant.overrides), None, 0
     max_time = variant.config.train.max_time  # the budget of this segment
     if (run_dir / "last.pt").is_file():
-        start_step = int(load_checkpoint(run_dir / "last.pt").get("step", 0))
-        left = budget - _seconds_used(run_dir, start_step)
+        checkpoint = load_checkpoint(run_dir / "last.pt")
+        start_step = int(checkpoint.get("step", 0))
         mode = "--resume"
+        if "train_seconds" in checkpoint:  # the trainer counts max_time over resumed sessions
+            left = budget - float(checkpoint["train_seconds"])
+            max_time = f"{budget:.3f}s"
+        else:  # a checkpoint of an older trainer, whose clock restarts: give it what is left
+            left = budget - _seconds_used(run_dir, start_step)
+            max_time = f"{left:.3f}s"
         if left < _MIN_SECONDS:
             logger.info("%s: the time budget was used up before the interruption", variant.name)
             _append_segment(run_dir, _segment(mode, start_step, "0s", 0, 0.0, {}))
             return
-        max_time = f"{left:.3f}s"
         overrides.append(f"train.max_time={max_time}")
         logger.info(
             "%s: resuming from step %d with %.0f s of the budget left",

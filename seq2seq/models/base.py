@@ -185,3 +185,42 @@ def init_lstm(lstm: nn.LSTM) -> None:
                 param[hidden : 2 * hidden].fill_(1.0)  # gate order: input, forget, cell, output
             elif name.startswith("bias_hh"):
                 param[hidden : 2 * hidden].zero_()
+
+
+def run_lstm(lstm: nn.LSTM, x: Any, state: tuple[Tensor, Tensor] | None = None) -> Any:
+    """``lstm(x, state)``; in float32 where the CPU's bf16 LSTM kernel is missing.
+
+    Under CPU bf16 autocast, ``nn.LSTM`` runs oneDNN's bf16 kernel, which CPUs without AVX-512
+    cannot create ("could not create a primitive descriptor for the LSTM forward propagation
+    primitive"). There the LSTM runs in float32 with autocast off, its input (a tensor or a
+    PackedSequence) and state cast to float32; the rest of the model keeps bf16 autocast.
+    """
+    if x.data.device.type != "cpu" or not _cpu_bf16_autocast() or _cpu_bf16_lstm_works():
+        return lstm(x, state)
+    with torch.autocast("cpu", enabled=False):
+        if state is not None:
+            state = (state[0].float(), state[1].float())
+        return lstm(x.float(), state)
+
+
+def _cpu_bf16_autocast() -> bool:
+    if hasattr(torch, "get_autocast_dtype"):  # torch >= 2.4
+        dtype = torch.get_autocast_dtype("cpu")
+        return torch.is_autocast_enabled("cpu") and dtype == torch.bfloat16
+    return torch.is_autocast_cpu_enabled() and torch.get_autocast_cpu_dtype() == torch.bfloat16
+
+
+_BF16_LSTM_WORKS: list[bool] = []
+
+
+def _cpu_bf16_lstm_works() -> bool:
+    """Whether ``nn.LSTM`` runs under CPU bf16 autocast on this machine (probed once)."""
+    if not _BF16_LSTM_WORKS:
+        probe = nn.LSTM(4, 4, batch_first=True)
+        try:
+            with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+                probe(torch.zeros(1, 2, 4))
+            _BF16_LSTM_WORKS.append(True)
+        except RuntimeError:
+            _BF16_LSTM_WORKS.append(False)
+    return _BF16_LSTM_WORKS[0]

@@ -25,6 +25,7 @@ from .base import (
     init_lstm,
     nonempty_src,
     padding_mask,
+    run_lstm,
 )
 from .embeddings import TokenEmbedding, build_embeddings
 from .rnn_decoder import RNNDecoder, RNNState
@@ -61,7 +62,7 @@ class RNNEncoder(nn.Module):
         # position stays masked for attention.
         lengths = src_mask.sum(dim=1).clamp(min=1).cpu()
         packed = pack_padded_sequence(emb, lengths, batch_first=True, enforce_sorted=False)
-        out, (h, c) = self.lstm(packed)  # h, c: [2 * layers, B, H / 2]
+        out, (h, c) = run_lstm(self.lstm, packed)  # h, c: [2 * layers, B, H / 2]
         states, _ = pad_packed_sequence(out, batch_first=True, total_length=src.shape[1])
         final = torch.stack([torch.cat([h[-2], h[-1]], -1), torch.cat([c[-2], c[-1]], -1)], 1)
         return states, final

@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from seq2seq.attention import AttentionMemory, build_attention
 from seq2seq.dropout import Dropout, dropout
 
-from .base import Encoded, init_linears, init_lstm
+from .base import Encoded, init_linears, init_lstm, run_lstm
 from .embeddings import OutputProjection, TokenEmbedding
 
 __all__ = ["RNNDecoder", "RNNState"]
@@ -194,7 +194,7 @@ class RNNDecoder(nn.Module):
         if self.style == "luong" and not self.input_feeding:
             hidden0 = state.hidden.transpose(0, 1).contiguous()  # [L, B, H]
             cell0 = state.cell.transpose(0, 1).contiguous()
-            top, _ = self.lstm(emb, (hidden0, cell0))  # [B, T, H]
+            top, _ = run_lstm(self.lstm, emb, (hidden0, cell0))  # [B, T, H]
             ctx, attn = self._attend(top, state, need_weights)  # [B, T, C]
             out = torch.tanh(self.readout(torch.cat([ctx, top], dim=-1)))  # [B, T, R]
             attn_all = attn

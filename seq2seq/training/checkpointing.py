@@ -47,6 +47,7 @@ def checkpoint_dict(s: Session, rng_states: list[dict[str, Any]]) -> dict[str, A
         "scheduler": s.schedule.state_dict(),
         "scaler": s.scaler.state_dict() if s.scaler.is_enabled() else {},
         "step": st.step,
+        "train_seconds": st.seconds,
         "epoch": s.sampler.epoch,
         "sampler": s.sampler.state_dict(),
         "rng": {"world_size": s.info.world_size, "ranks": rng_states},
@@ -83,6 +84,7 @@ def restore(s: Session, path: Path) -> None:
     s.sampler.load_state_dict(ckpt["sampler"])
     best = ckpt["best"]
     s.state.step = int(ckpt["step"])
+    s.state.seconds = float(ckpt.get("train_seconds", 0.0))
     s.state.best_bleu, s.state.best_step = best["bleu"], best["step"]
     s.state.best_metric, s.state.bad_validations = best["metric"], best["bad_validations"]
     s.state.validated_step = best["validated_step"]

@@ -118,3 +118,25 @@ def test_empty_source_gives_finite_outputs():
         logits, weights = model(src[:, :0], tgt_in, need_weights=True)
         assert torch.isfinite(logits).all()
         assert weights["cross"].shape[-1] == 1 and not weights["cross"].any()
+
+
+def test_run_lstm_under_bf16_autocast_agrees_with_float32():
+    # On CPUs without oneDNN's bf16 LSTM kernel (no AVX-512) it runs in float32; elsewhere in
+    # bf16. Either way it runs, and agrees with the float32 LSTM to bf16 precision.
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+    from seq2seq.models.base import run_lstm
+
+    torch.manual_seed(0)
+    lstm = torch.nn.LSTM(6, 5, num_layers=2, batch_first=True, bidirectional=True)
+    x = torch.randn(3, 4, 6)
+    state = (torch.randn(4, 3, 5), torch.randn(4, 3, 5))
+    reference, _ = lstm(x, state)
+    packed = pack_padded_sequence(x, [4, 2, 3], batch_first=True, enforce_sorted=False)
+    packed_reference, _ = pad_packed_sequence(lstm(packed)[0], batch_first=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out, _ = run_lstm(lstm, x, state)
+        packed_out, _ = run_lstm(lstm, packed)
+    assert torch.allclose(out.float(), reference, atol=3e-2)
+    packed_out, _ = pad_packed_sequence(packed_out, batch_first=True)
+    assert torch.allclose(packed_out.float(), packed_reference, atol=3e-2)

@@ -83,3 +83,63 @@ def test_max_time(tmp_path: Path, tiny_corpus: Path) -> None:
         json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().split("\n") if x
     ]
     assert records[-1]["split"] == "valid" and records[-1]["step"] == result.step
+
+
+def test_max_time_counts_every_session_of_a_resumed_run(tmp_path: Path, tiny_corpus: Path) -> None:
+    overrides = [*FAST, "train.max_steps=100000", "train.validate_every=100000"]
+    run = tmp_path / "run"
+    first = train(tiny_config(tiny_corpus, overrides=[*overrides, "train.max_time=2s"]), run)
+    assert load_checkpoint(run / "last.pt")["train_seconds"] >= 2.0
+    # the budget is spent: a resumed run stops before its first update
+    again = train(
+        tiny_config(tiny_corpus, overrides=[*overrides, "train.max_time=2s"]), run, resume=True
+    )
+    assert again.stop_reason == "max_time=2s reached" and again.step == first.step
+    # a larger budget continues from where the first session stopped
+    more = train(
+        tiny_config(tiny_corpus, overrides=[*overrides, "train.max_time=3s"]), run, resume=True
+    )
+    assert more.step > first.step
+    assert load_checkpoint(run / "last.pt")["train_seconds"] >= 3.0
+
+
+def test_linear_schedule_reaches_zero_at_max_steps(tmp_path: Path, tiny_corpus: Path) -> None:
+    cfg = tiny_config(
+        tiny_corpus,
+        overrides=[
+            *FAST,
+            "train.schedule=linear",
+            "train.lr=0.002",
+            "train.warmup_steps=2",
+            "train.max_steps=10",
+            "train.log_every=1",
+            "train.validate_every=100",
+        ],
+    )
+    train(cfg, tmp_path / "run")
+    records = [
+        json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().split("\n") if x
+    ]
+    lrs = {r["step"]: r["lr"] for r in records if r["split"] == "train"}
+    # update n: 0.002 * min(1, n / 2) * (1 - (n - 1) / 10)
+    expected = {n: 0.002 * min(1.0, n / 2) * (1 - (n - 1) / 10) for n in range(1, 11)}
+    assert lrs == pytest.approx(expected)
+    assert lrs[10] == pytest.approx(0.0002)  # the last update; the budget ends after it
+
+
+def test_budget_used_is_the_larger_share() -> None:
+    from types import SimpleNamespace
+
+    from seq2seq.training.distributed import DistInfo
+
+    def session(schedule: str, step: int, max_steps: int | None):
+        train_cfg = SimpleNamespace(schedule=schedule, max_steps=max_steps)
+        return SimpleNamespace(
+            cfg=SimpleNamespace(train=train_cfg), state=SimpleNamespace(step=step), info=DistInfo()
+        )
+
+    assert trainer.budget_used(session("linear", 10, 100), 30.0, 60.0) == pytest.approx(0.5)
+    assert trainer.budget_used(session("linear", 80, 100), 30.0, 60.0) == pytest.approx(0.8)
+    assert trainer.budget_used(session("linear", 10, None), 90.0, 60.0) == 1.0  # capped
+    assert trainer.budget_used(session("linear", 10, 100), 90.0, None) == pytest.approx(0.1)
+    assert trainer.budget_used(session("noam", 80, 100), 30.0, 60.0) == 0.0  # not needed
