@@ -49,8 +49,8 @@ class AllocatorSettingError(ValueError):
     """A ``SEQ2SEQ_MALLOC`` value that is not one of :data:`CHOICES`."""
 
 
-def retain_freed_memory(threshold: int = THRESHOLD) -> bool:
-    """Sets glibc's mmap and trim thresholds to ``threshold`` bytes; True when they were set.
+def retain_freed_memory() -> bool:
+    """Sets glibc's mmap and trim thresholds to :data:`THRESHOLD`; True when they were set.
 
     Safe to call more than once and on any platform: it returns False, changing nothing, where it
     does not apply (see the module docstring). Raises AllocatorSettingError for a bad
@@ -69,12 +69,11 @@ def retain_freed_memory(threshold: int = THRESHOLD) -> bool:
     mallopt = _glibc_function("mallopt", [ctypes.c_int, ctypes.c_int])
     if mallopt is None:
         return False
-    limit = min(threshold, 2**31 - 1)
-    if not (mallopt(M_MMAP_THRESHOLD, limit) and mallopt(M_TRIM_THRESHOLD, limit)):
-        logger.debug("mallopt refused a threshold of %d bytes; malloc left as it is", limit)
+    if not (mallopt(M_MMAP_THRESHOLD, THRESHOLD) and mallopt(M_TRIM_THRESHOLD, THRESHOLD)):
+        logger.debug("mallopt refused a threshold of %d bytes; malloc left as it is", THRESHOLD)
         return False
     _applied = True
-    logger.debug("glibc malloc keeps freed blocks up to %d bytes in the heap", limit)
+    logger.debug("glibc malloc keeps freed blocks up to %d bytes in the heap", THRESHOLD)
     return True
 
 

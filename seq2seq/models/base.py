@@ -15,6 +15,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from typing import Any, NamedTuple, Protocol
 
 import torch
@@ -210,17 +211,13 @@ def _cpu_bf16_autocast() -> bool:
     return torch.is_autocast_cpu_enabled() and torch.get_autocast_cpu_dtype() == torch.bfloat16
 
 
-_BF16_LSTM_WORKS: list[bool] = []
-
-
+@lru_cache(maxsize=1)
 def _cpu_bf16_lstm_works() -> bool:
     """Whether ``nn.LSTM`` runs under CPU bf16 autocast on this machine (probed once)."""
-    if not _BF16_LSTM_WORKS:
-        probe = nn.LSTM(4, 4, batch_first=True)
-        try:
-            with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
-                probe(torch.zeros(1, 2, 4))
-            _BF16_LSTM_WORKS.append(True)
-        except RuntimeError:
-            _BF16_LSTM_WORKS.append(False)
-    return _BF16_LSTM_WORKS[0]
+    probe = nn.LSTM(4, 4, batch_first=True)
+    try:
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+            probe(torch.zeros(1, 2, 4))
+    except RuntimeError:
+        return False
+    return True

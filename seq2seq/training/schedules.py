@@ -39,7 +39,7 @@ def noam_factor(step: int, warmup_steps: int) -> float:
     return min(step / warmup_steps, math.sqrt(warmup_steps / step))
 
 
-def linear_factor(step: int, warmup_steps: int, progress: float) -> float:
+def linear_factor(step: int, progress: float, warmup_steps: int) -> float:
     """Multiplier of the peak learning rate at update ``step`` (1-based) with ``progress`` of the
     budget used: linear warmup times a linear decay that reaches zero at the budget's end."""
     warm = 1.0 if warmup_steps <= 0 else min(1.0, max(step, 1) / warmup_steps)
@@ -149,7 +149,7 @@ def build_schedule(optimizer: torch.optim.Optimizer, train_cfg: Any) -> LRSchedu
     if train_cfg.schedule == "noam":
         factor = _ignore_progress(partial(noam_factor, warmup_steps=warmup))
     elif train_cfg.schedule == "linear":
-        factor = lambda step, progress=0.0: linear_factor(step, warmup, progress)  # noqa: E731
+        factor = partial(linear_factor, warmup_steps=warmup)
     elif train_cfg.schedule in ("constant", "plateau"):
         factor = _ignore_progress(partial(constant_factor, warmup_steps=warmup))
     else:
