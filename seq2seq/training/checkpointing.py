@@ -85,6 +85,13 @@ def restore(s: Session, path: Path) -> None:
     best = ckpt["best"]
     s.state.step = int(ckpt["step"])
     s.state.seconds = float(ckpt.get("train_seconds", 0.0))
+    if "train_seconds" not in ckpt and s.cfg.train.max_time:
+        logger.warning(
+            "%s does not record how long its run has trained (a checkpoint of an older seq2seq): "
+            "train.max_time=%s counts from this session; set it to the time still wanted",
+            path,
+            s.cfg.train.max_time,
+        )
     s.state.best_bleu, s.state.best_step = best["bleu"], best["step"]
     s.state.best_metric, s.state.bad_validations = best["metric"], best["bad_validations"]
     s.state.validated_step = best["validated_step"]

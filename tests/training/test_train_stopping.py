@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pytest
 from run_factory import tiny_config
 
-from seq2seq.checkpoint import load_checkpoint
+from seq2seq.checkpoint import load_checkpoint, save_checkpoint
 from seq2seq.training import trainer
 from seq2seq.training.trainer import train
 
@@ -101,6 +102,28 @@ def test_max_time_counts_every_session_of_a_resumed_run(tmp_path: Path, tiny_cor
     )
     assert more.step > first.step
     assert load_checkpoint(run / "last.pt")["train_seconds"] >= 3.0
+
+
+def test_resume_without_recorded_time_warns_that_max_time_restarts(
+    tmp_path: Path, tiny_corpus: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    overrides = [*FAST, "train.max_steps=100000", "train.validate_every=100000"]
+    run = tmp_path / "run"
+    first = train(tiny_config(tiny_corpus, overrides=[*overrides, "train.max_time=1s"]), run)
+    checkpoint = load_checkpoint(run / "last.pt")
+    del checkpoint["train_seconds"]  # as written before the training time was recorded
+    save_checkpoint(checkpoint, run / "last.pt")
+    with caplog.at_level(logging.WARNING, logger="seq2seq"):
+        again = train(
+            tiny_config(tiny_corpus, overrides=[*overrides, "train.max_time=1s"]), run, resume=True
+        )
+    # the spent budget is unknown: this session trains its own second, and says so
+    assert again.step > first.step
+    assert any(
+        "last.pt does not record how long" in r.getMessage()
+        and "max_time=1s counts from this session" in r.getMessage()
+        for r in caplog.records
+    )
 
 
 def test_linear_schedule_reaches_zero_at_max_steps(tmp_path: Path, tiny_corpus: Path) -> None:
