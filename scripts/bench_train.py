@@ -8,8 +8,10 @@ Prints target tokens/s, sentences/s, the padding fraction of the batches, peak r
 and the model FLOPs utilisation (MFU): the FLOPs of one training step (forward + backward,
 counted by torch.utils.flop_counter.FlopCounterMode on a real step) per second, over the
 matrix-multiply rate this machine reaches in the precision used (measured here with
-torch.matmul on 1024 x 1024 matrices). The subword model is trained in a temporary directory
-unless --tokenizer points to a run directory that has one.
+torch.matmul on 1024 x 1024 matrices). The data are prepared (subword model and encoded ids)
+in a temporary directory, or in --run-dir, where prepared data that are up to date are reused.
+With --profile, the phase table includes "data wait": the time the loop waited for the
+background thread that collates batches.
 """
 
 from __future__ import annotations
@@ -30,9 +32,9 @@ from seq2seq.allocator import retain_freed_memory
 from seq2seq.commands import add_config_args
 from seq2seq.config import load_config
 from seq2seq.data import Tokenizer
+from seq2seq.data.prepared import prepare
 from seq2seq.profiling import profiled
-from seq2seq.training.corpus import read_corpora, train_tokenizer, training_pairs
-from seq2seq.training.device import configure_threads, resolve_device
+from seq2seq.training.device import configure_threads, peak_memory_mib, resolve_device
 from seq2seq.training.distributed import DistInfo
 from seq2seq.training.precision import Precision, resolve_precision
 from seq2seq.training.rundir import MetricsLog
@@ -63,21 +65,20 @@ def matmul_rate(
     return best
 
 
-def build(cfg, tokenizer_dir: str | None, tmp: Path) -> Session:
-    """A training session on the config's data (no run directory, no validation)."""
+def build(cfg, run_dir: Path) -> Session:
+    """A training session on the config's data, prepared in ``run_dir`` (no validation)."""
     device = resolve_device(cfg.train.device)
     if device.type == "cpu":
         configure_threads(cfg.train.threads)
-    corpora = read_corpora(cfg.data)
-    tokenizer = Tokenizer.load(tokenizer_dir) if tokenizer_dir else train_tokenizer(cfg, corpora)
+    data = prepare(cfg, run_dir, progress=False)
     return new_session(
         cfg,
-        run_dir=tmp,
+        run_dir=run_dir,
         info=DistInfo(),
         device=device,
         precision=resolve_precision(cfg.train.precision, device),
-        tokenizer=tokenizer,
-        pairs=training_pairs(cfg, corpora, tokenizer),
+        tokenizer=Tokenizer.load(run_dir),
+        data=data,
         valid=None,
         metrics=MetricsLog(None),
     )
@@ -94,6 +95,7 @@ def measure(s: Session, steps: int, warmup: int) -> dict[str, float]:
     flops_per_token = counter.get_total_flops() / sum(b.tgt_tokens for b in step_batches)
     tokens = sentences = flops = 0.0
     padding: list[float] = []
+    s.loader.take_wait_seconds()
     start = time.perf_counter()
     for _ in range(steps):
         group = next(batches)
@@ -117,6 +119,8 @@ def measure(s: Session, steps: int, warmup: int) -> dict[str, float]:
         "matmul_gflops_per_s": peak / 1e9,
         "mfu": flops / elapsed / peak,
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_gpu_mib": peak_memory_mib(s.device),
+        "data_wait": s.loader.take_wait_seconds() / elapsed,
         "parameters": sum(p.numel() for p in s.model.parameters()),
         "precision": s.precision.name,
         "threads": torch.get_num_threads(),
@@ -131,7 +135,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=50, help="timed optimizer steps")
     parser.add_argument("--warmup", type=int, default=10, help="untimed steps first")
     add_config_args(parser)
-    parser.add_argument("--tokenizer", metavar="RUN_DIR", help="reuse this run's subword model")
+    parser.add_argument(
+        "--run-dir", metavar="DIR", help="prepare the data here, or reuse those prepared here"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument(
         "--profile",
@@ -145,11 +151,12 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     cfg = load_config(args.config, args.overrides)
     with tempfile.TemporaryDirectory(prefix="bench-train-") as tmp:
-        session = build(cfg, args.tokenizer, Path(tmp))
+        session = build(cfg, Path(args.run_dir or tmp))
         result = measure(session, args.steps, args.warmup)
         if args.profile:
             batches = update_batches(session)
-            phases = ("forward", "loss", "backward", "clip_grad_norm", "Optimizer.step")
+            phases = ("data wait", "forward", "loss", "backward", "clip_grad_norm")
+            phases += ("Optimizer.step",)
             with profiled(args.profile, phases=phases) as prof:
                 for _ in range(args.profile_steps):
                     train_update(session, next(batches))
@@ -167,7 +174,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  target tokens/s   {result['tgt_tokens_per_s']:10,.0f}")
     print(f"  sentences/s       {result['sentences_per_s']:10,.1f}")
     print(f"  padding           {100 * result['padding']:10.1f} %")
+    print(f"  data wait         {100 * result['data_wait']:10.1f} % of the time")
     print(f"  peak memory       {result['peak_rss_mib']:10,.0f} MiB (resident)")
+    if result["peak_gpu_mib"] is not None:
+        print(f"  peak GPU memory   {result['peak_gpu_mib']:10,.0f} MiB (allocated)")
     print(
         f"  model FLOP/s      {result['model_gflops_per_s']:10,.1f} G "
         f"(matmul rate {result['matmul_gflops_per_s']:,.1f} G in {result['precision']})"

@@ -18,7 +18,7 @@ from seq2seq import __version__
 from seq2seq.allocator import retain_freed_memory
 
 #: Module names under ``seq2seq.commands``, in the order ``seq2seq --help`` lists them.
-COMMANDS: list[str] = ["train", "translate", "evaluate", "plot", "compare", "average"]
+COMMANDS: list[str] = ["prepare", "train", "translate", "evaluate", "plot", "compare", "average"]
 
 #: Errors caused by the user's input (files, paths): reported as one line, not a traceback.
 _USER_OS_ERRORS = (

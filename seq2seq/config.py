@@ -66,7 +66,7 @@ class TokenizerConfig:
     vocab_size: int = option(8000, ge=16)  # joint: one shared vocabulary; else per side
     joint: bool = True
     character_coverage: float = option(1.0, gt=0.9, le=1.0)
-    max_sentences: int = option(1_000_000, ge=1)  # sentences sampled to train sentencepiece
+    sample_sentences: int = option(1_000_000, ge=1)  # lines sampled (by seed) to train it on
 
 
 @dataclass
@@ -78,6 +78,7 @@ class DataConfig:
     tgt_lang: str = "de"
     max_len: int = option(100, ge=1)  # subword tokens per side; longer training pairs are dropped
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    workers: int | None = option(None, ge=1)  # encoding processes of `prepare` (None: the cores)
 
 
 @dataclass
@@ -134,6 +135,7 @@ class TrainConfig:
     device: Literal["auto", "cpu", "cuda"] = "auto"
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     threads: int | None = option(None, ge=1)
+    tf32: bool = True  # CUDA float32 matrix products in TF32 (precision fp32 only)
     batch_tokens: int = option(4096, ge=1)  # target tokens per batch
     accum_steps: int = option(1, ge=1)
     optimizer: Literal["adam", "adamw"] = "adam"

@@ -7,9 +7,7 @@ from seq2seq.data.batching import (
     TokenBatchSampler,
     collate,
     collate_src,
-    encode_corpus,
     pad_ids,
-    pair_lengths,
 )
 from seq2seq.data.io import DataError, iter_lines, read_lines, read_parallel
 from seq2seq.data.tokenizer import Tokenizer
@@ -21,10 +19,8 @@ __all__ = [
     "Tokenizer",
     "collate",
     "collate_src",
-    "encode_corpus",
     "iter_lines",
     "pad_ids",
-    "pair_lengths",
     "read_lines",
     "read_parallel",
 ]

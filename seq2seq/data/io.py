@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import logging
 import os
 import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import IO, Literal
+from typing import IO, Any, Literal
 
 logger = logging.getLogger(__name__)
 
@@ -50,14 +51,94 @@ def _decode(raw: bytes, name: str, lineno: int, replace: bool = False) -> str:
     return _strip_newline(text)
 
 
-def _open_binary(path: Path) -> IO[bytes]:
+def _check_file(path: Path) -> None:
     if not path.exists():
         raise DataError(f"{path}: file not found")
     if path.is_dir():
         raise DataError(f"{path}: is a directory, expected a text file (plain or .gz)")
-    if path.suffix == ".gz":
-        return gzip.open(path, "rb")
-    return open(path, "rb")
+
+
+BLOCK_BYTES = 1 << 22  # bytes of text decoded at a time by TextStream
+
+
+class _HashingReader:
+    """A binary file whose bytes pass through a hash as they are read (gzip reads through it)."""
+
+    def __init__(self, raw: IO[bytes], digest: Any) -> None:
+        self.raw, self.digest = raw, digest
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.raw.read(size)
+        self.digest.update(data)
+        return data
+
+
+class TextStream:
+    """The lines of a plain or gzip UTF-8 file, read block by block (never the whole file).
+
+    ``for lines in TextStream(path)`` yields lists of lines without their terminators, about
+    ``block_bytes`` of text at a time, the same lines as ``read_lines``. A line that is not
+    UTF-8 raises DataError with the file and its 1-based line number, as does an empty or
+    corrupt file. After a complete pass, ``lines`` is the number of lines and ``sha256`` the
+    digest of the file's bytes as stored (the compressed bytes of a .gz file).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, block_bytes: int = BLOCK_BYTES) -> None:
+        self.path = Path(path)
+        self.block_bytes = block_bytes
+        self.lines = 0
+        self.sha256: str | None = None
+
+    def __iter__(self) -> Iterator[list[str]]:
+        digest = hashlib.sha256()
+        self.lines, self.sha256 = 0, None
+        _check_file(self.path)
+        with open(self.path, "rb") as raw:
+            reader = _HashingReader(raw, digest)
+            stream: Any = (
+                gzip.GzipFile(fileobj=reader, mode="rb") if self.path.suffix == ".gz" else reader
+            )
+            carry = b""
+            while True:
+                data = self._read(stream)
+                if not data:
+                    break
+                data = carry + data
+                cut = data.rfind(b"\n") + 1
+                carry = data[cut:]
+                if cut:
+                    yield self._split(data[: cut - 1])
+            if carry:
+                yield self._split(carry)
+        if self.lines == 0:
+            raise DataError(f"{self.path}: file is empty; expected one sentence per line")
+        self.sha256 = digest.hexdigest()
+
+    def _read(self, stream: Any) -> bytes:
+        try:
+            return stream.read(self.block_bytes)
+        except (OSError, EOFError, zlib.error) as e:
+            raise DataError(
+                f"{self.path}: cannot read after line {self.lines} ({e}); expected a plain text"
+                " file or a valid .gz file"
+            ) from None
+
+    def _split(self, data: bytes) -> list[str]:
+        """Complete lines (``data`` without its last terminator) -> str lines, counted."""
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as e:
+            lineno = self.lines + data.count(b"\n", 0, e.start) + 1
+            start, end = data.rfind(b"\n", 0, e.start) + 1, data.find(b"\n", e.start)
+            _decode(data[start : end if end >= 0 else len(data)], str(self.path), lineno)
+            raise  # not reached: _decode raised DataError for this line
+        lines = text.split("\n")
+        if "\r" in text:
+            lines = [line[:-1] if line.endswith("\r") else line for line in lines]
+        if self.lines == 0 and lines[0].startswith(_BOM):
+            lines[0] = lines[0][1:]
+        self.lines += len(lines)
+        return lines
 
 
 def read_lines(path: str | os.PathLike[str]) -> list[str]:
@@ -66,20 +147,15 @@ def read_lines(path: str | os.PathLike[str]) -> list[str]:
     Raises DataError for a missing file, an empty file, a corrupt gzip stream or a line that is
     not valid UTF-8 (the message gives the file and the 1-based line number).
     """
-    path = Path(path)
-    lines: list[str] = []
-    with _open_binary(path) as f:
-        try:
-            for lineno, raw in enumerate(f, start=1):
-                lines.append(_decode(raw, str(path), lineno))
-        except (OSError, EOFError, zlib.error) as e:
-            raise DataError(
-                f"{path}: cannot read after line {len(lines)} ({e}); expected a plain text file"
-                " or a valid .gz file"
-            ) from None
-    if not lines:
-        raise DataError(f"{path}: file is empty; expected one sentence per line")
-    return lines
+    return [line for block in TextStream(path) for line in block]
+
+
+def count_lines(path: str | os.PathLike[str]) -> int:
+    """Lines of a file, each checked as ``read_lines`` does, without keeping them."""
+    stream = TextStream(path)
+    for _ in stream:
+        pass
+    return stream.lines
 
 
 def read_parallel(

@@ -11,11 +11,13 @@ models, the search and the tokenizer agree on them. A run directory holds either
 from __future__ import annotations
 
 import io
+import itertools
 import logging
+import math
 import os
 import random
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -40,33 +42,55 @@ _TOO_HIGH = re.compile(r"Vocabulary size too high \((\d+)\)\. Please set it to a
 _TOO_LOW = re.compile(r"smaller than required_chars\. (\d+) vs (\d+)")
 
 
-def _sample(lines: Sequence[str], max_sentences: int, seed: int) -> list[str]:
-    """Non-empty lines, at most `max_sentences` of them drawn without replacement by `seed`."""
-    lines = [line for line in lines if line.strip()]
-    if len(lines) <= max_sentences:
-        return lines
-    keep = sorted(random.Random(seed).sample(range(len(lines)), max_sentences))
-    return [lines[i] for i in keep]
+def sample_lines(lines: Iterable[str], k: int, seed: int) -> list[str]:
+    """Up to ``k`` non-empty lines drawn uniformly without replacement, by ``seed``, in their
+    order in ``lines``; all of them when there are at most ``k``.
+
+    One pass over a stream of any length with ``k`` lines in memory: reservoir sampling with
+    geometric skips (Li 1994, "Reservoir-sampling algorithms of time complexity
+    O(n(1 + log(N/n)))", Algorithm L), the skipped lines passed over by ``itertools.islice``.
+    """
+    if k < 1:
+        raise ValueError(f"sample size: expected >= 1, got {k}")
+    rng = random.Random(seed)
+    items = enumerate(filter(str.strip, lines))
+    reservoir = list(itertools.islice(items, k))
+    if len(reservoir) == k:
+        w = 1.0
+        while True:
+            w *= math.exp(math.log(1.0 - rng.random()) / k)
+            if w >= 1.0:  # rounding: keep the skip finite
+                w = math.nextafter(1.0, 0.0)
+            skip = int(math.log(1.0 - rng.random()) / math.log1p(-w))
+            item = next(itertools.islice(items, skip, None), None)
+            if item is None:
+                break
+            reservoir[rng.randrange(k)] = item
+        reservoir.sort()
+    return [line for _, line in reservoir]
 
 
 def train_sentencepiece(
-    lines: Sequence[str],
+    lines: Iterable[str],
     *,
     model_type: str,
     vocab_size: int,
     character_coverage: float,
-    max_sentences: int,
+    sample_sentences: int,
     seed: int,
     name: str = "corpus",
 ) -> bytes:
     """Train a sentencepiece model in memory and return its serialized form (no files written).
+
+    It is trained on at most `sample_sentences` non-empty lines drawn by `seed` from `lines`,
+    which may be a stream of any length (see `sample_lines`).
 
     When the text is too small for `vocab_size` pieces, sentencepiece refuses; the model is then
     trained again with the largest size the text supports and a warning says so (the model
     config reads the real vocabulary size from the tokenizer, so nothing else has to change).
     A vocabulary too small to hold every character of the text is an error.
     """
-    sentences = _sample(lines, max_sentences, seed)
+    sentences = sample_lines(lines, sample_sentences, seed)
     if not sentences:
         raise DataError(f"{name}: no non-empty lines to train the subword model on")
     size = vocab_size
@@ -155,29 +179,31 @@ class Tokenizer:
     def train(
         cls,
         cfg: TokenizerConfig,
-        src_lines: Sequence[str],
-        tgt_lines: Sequence[str],
-        out_dir: str | os.PathLike[str],
+        src_lines: Iterable[str],
+        tgt_lines: Iterable[str],
+        out_dir: str | os.PathLike[str] | None = None,
         *,
         seed: int = 1,
     ) -> Tokenizer:
         """Train on the training text (cfg: type, vocab_size, joint, character_coverage,
-        max_sentences) and save the model(s) in `out_dir`."""
+        sample_sentences) and save the model(s) in `out_dir` (None: not saved). The lines may
+        be streams: each is read once, and only the sample is kept."""
         options = {
             "model_type": cfg.type,
             "vocab_size": cfg.vocab_size,
             "character_coverage": cfg.character_coverage,
-            "max_sentences": cfg.max_sentences,
+            "sample_sentences": cfg.sample_sentences,
             "seed": seed,
         }
         if cfg.joint:
-            lines = [*src_lines, *tgt_lines]
+            lines = itertools.chain(src_lines, tgt_lines)
             tokenizer = cls(src_model=train_sentencepiece(lines, name="joint text", **options))
         else:
             src = train_sentencepiece(src_lines, name="source text", **options)
             tgt = train_sentencepiece(tgt_lines, name="target text", **options)
             tokenizer = cls(src_model=src, tgt_model=tgt)
-        tokenizer.save(out_dir)
+        if out_dir is not None:
+            tokenizer.save(out_dir)
         logger.info(
             "trained %s %s subword model(s): src vocab %d, tgt vocab %d",
             "joint" if cfg.joint else "separate",
@@ -242,11 +268,12 @@ class Tokenizer:
         """Target ids, no BOS/EOS added."""
         return self._tgt.encode(text)
 
-    def encode_src_batch(self, texts: Sequence[str]) -> list[list[int]]:
-        return self._src.encode(list(texts)) if texts else []
+    def encode_src_batch(self, texts: Sequence[str], threads: int = -1) -> list[list[int]]:
+        """Source ids of many texts (``threads``: sentencepiece's threads, -1 = all cores)."""
+        return self._src.encode(list(texts), num_threads=threads) if texts else []
 
-    def encode_tgt_batch(self, texts: Sequence[str]) -> list[list[int]]:
-        return self._tgt.encode(list(texts)) if texts else []
+    def encode_tgt_batch(self, texts: Sequence[str], threads: int = -1) -> list[list[int]]:
+        return self._tgt.encode(list(texts), num_threads=threads) if texts else []
 
     def decode_src(self, ids: Sequence[int]) -> str:
         """Text of source ids; stops at EOS, drops PAD and BOS."""

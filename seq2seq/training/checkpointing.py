@@ -48,8 +48,8 @@ def checkpoint_dict(s: Session, rng_states: list[dict[str, Any]]) -> dict[str, A
         "scaler": s.scaler.state_dict() if s.scaler.is_enabled() else {},
         "step": st.step,
         "train_seconds": st.seconds,
-        "epoch": s.sampler.epoch,
-        "sampler": s.sampler.state_dict(),
+        "epoch": s.data_position["epoch"],
+        "sampler": dict(s.data_position),
         "rng": {"world_size": s.info.world_size, "ranks": rng_states},
         "best": {
             "bleu": st.best_bleu,

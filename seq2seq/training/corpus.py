@@ -1,16 +1,17 @@
-"""The training and validation corpora: read and checked, subword model, encoded pairs."""
+"""The corpora of a run: the prepared training data (see ``seq2seq.data.prepared``), the
+validation set encoded in memory, and the test set's check."""
 
 from __future__ import annotations
 
 import logging
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from seq2seq.data import DataError, TokenBatchSampler, Tokenizer, read_parallel
 from seq2seq.data.align import read_alignments
-from seq2seq.data.batching import Pair, encode_corpus, pair_lengths
+from seq2seq.data.io import count_lines
+from seq2seq.data.prepared import PreparedData
 from seq2seq.training.distributed import DistInfo
 from seq2seq.training.validation import ValidSet, make_batches
 
@@ -19,10 +20,9 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class Corpora:
-    """The raw text of the training and validation sets (the test set is only checked)."""
+    """The validation set's text and gold alignments (the training text is streamed by
+    ``prepare``; the test set is only checked)."""
 
-    train_src: list[str]
-    train_tgt: list[str]
     valid_src: list[str]
     valid_tgt: list[str]
     valid_gold: list[Any] | None  # gold word alignments of the validation pairs, or None
@@ -41,11 +41,16 @@ def gold_alignment_path(src_path: str) -> Path | None:
 
 
 def read_corpora(data_cfg: Any) -> Corpora:
-    """Reads every configured corpus, raising DataError (file, line, what was expected) early."""
-    train_src, train_tgt = read_parallel(data_cfg.train.src, data_cfg.train.tgt)
+    """Reads the validation set and checks the test set, raising DataError (file, line, what
+    was expected) before anything is written; the training files are checked by ``prepare``."""
     valid_src, valid_tgt = read_parallel(data_cfg.valid.src, data_cfg.valid.tgt)
     if data_cfg.test is not None:
-        read_parallel(data_cfg.test.src, data_cfg.test.tgt)
+        src_lines, tgt_lines = count_lines(data_cfg.test.src), count_lines(data_cfg.test.tgt)
+        if src_lines != tgt_lines:
+            raise DataError(
+                f"parallel files differ in length: {data_cfg.test.src} has {src_lines} lines"
+                f" but {data_cfg.test.tgt} has {tgt_lines}; expected the same number of lines"
+            )
     gold_path = gold_alignment_path(data_cfg.valid.src)
     gold = None
     if gold_path is not None:
@@ -55,40 +60,13 @@ def read_corpora(data_cfg: Any) -> Corpora:
                 f"{gold_path}: {len(gold)} alignment lines but {data_cfg.valid.src} has "
                 f"{len(valid_src)} sentences; expected one alignment line per sentence pair"
             )
-    return Corpora(train_src, train_tgt, valid_src, valid_tgt, gold, gold_path)
+    return Corpora(valid_src, valid_tgt, gold, gold_path)
 
 
-def train_tokenizer(cfg: Any, corpora: Corpora) -> Tokenizer:
-    """Trains the subword model(s) on the training text, in memory (``save`` writes them)."""
-    with tempfile.TemporaryDirectory(prefix="seq2seq-spm-") as tmp:
-        return Tokenizer.train(
-            cfg.data.tokenizer, corpora.train_src, corpora.train_tgt, tmp, seed=cfg.train.seed
-        )
-
-
-def training_pairs(cfg: Any, corpora: Corpora, tokenizer: Tokenizer) -> list[Pair]:
-    """Encoded training pairs without those longer than ``data.max_len`` (counted in the log)."""
-    pairs, dropped = encode_corpus(
-        tokenizer, corpora.train_src, corpora.train_tgt, cfg.data.max_len
-    )
-    logger.info(
-        "training pairs: kept %d, dropped %d (longer than data.max_len=%d or empty source)",
-        len(pairs),
-        dropped,
-        cfg.data.max_len,
-    )
-    if not pairs:
-        raise DataError(
-            f"{cfg.data.train.src}: no training pair is left after dropping pairs longer than "
-            f"data.max_len={cfg.data.max_len} subword tokens; raise data.max_len"
-        )
-    return pairs
-
-
-def make_sampler(cfg: Any, pairs: list[Pair], info: DistInfo) -> TokenBatchSampler:
+def make_sampler(cfg: Any, data: PreparedData, info: DistInfo) -> TokenBatchSampler:
     """The token-budget sampler of this process (its shard of every global batch)."""
-    src_lengths, tgt_lengths = pair_lengths(pairs)
-    sampler = TokenBatchSampler(
+    src_lengths, tgt_lengths = data.tensor_lengths()
+    return TokenBatchSampler(
         src_lengths=src_lengths,
         tgt_lengths=tgt_lengths,
         batch_tokens=cfg.train.batch_tokens,
@@ -97,13 +75,6 @@ def make_sampler(cfg: Any, pairs: list[Pair], info: DistInfo) -> TokenBatchSampl
         rank=info.rank,
         world_size=info.world_size,
     )
-    logger.info(
-        "batches: %d per epoch per process, %d target tokens each at most, padding %.1f%%",
-        len(sampler),
-        cfg.train.batch_tokens,
-        100 * sampler.padding_fraction(),
-    )
-    return sampler
 
 
 def validation_set(cfg: Any, corpora: Corpora, tokenizer: Tokenizer) -> ValidSet:

@@ -94,6 +94,14 @@ def all_reduce_sum(values: Sequence[float], info: DistInfo) -> list[float]:
     return tensor.cpu().tolist()
 
 
+def all_reduce_(tensor: torch.Tensor, info: DistInfo) -> torch.Tensor:
+    """Sums ``tensor`` over all processes in place, on its own device (no copy to the host);
+    returns it."""
+    if info.enabled:
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    return tensor
+
+
 def broadcast_object(obj: Any, info: DistInfo) -> Any:
     """Rank 0's ``obj`` on every process."""
     if not info.enabled:

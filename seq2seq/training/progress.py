@@ -41,33 +41,36 @@ def time_left(
 
 @dataclass
 class Window:
-    """Sums over the updates since the last log line."""
+    """Sums over the updates since the last log line.
 
-    loss_sum: float = 0.0
-    tgt_tokens: float = 0.0
-    sentences: float = 0.0
+    The loss, token and sentence counts and gradient norms stay where the step computed them
+    (on the GPU when training there) until :meth:`totals` reads them all at once, so that a
+    training step never waits for the device; padding, the learning rate and the fp16 skip
+    flag are known on the host.
+    """
+
+    device_sums: Any = None  # tensor [loss sum, target tokens, sentences], this process
     padding_sum: float = 0.0
     batches: int = 0
     updates: int = 0
     skipped: int = 0
     lr: float = 0.0  # of the latest update
-    grad_norm: float = 0.0  # of the latest update
+    steps: list[int] = field(default_factory=list)  # the step of each update that was applied
+    checks: list[Any] = field(default_factory=list)  # per update: [loss sum, grad norm]
     started: float = field(default_factory=time.perf_counter)
 
-    def add(self, stats: Any, n_batches: int) -> None:
+    def add(self, stats: Any, n_batches: int, step: int) -> None:
         """Adds one update's StepStats (its padding is the mean over its n_batches)."""
-        self.loss_sum += stats.loss_sum if not stats.skipped else 0.0
-        self.tgt_tokens += stats.tgt_tokens if not stats.skipped else 0.0
-        self.sentences += stats.sentences
+        if not stats.skipped:
+            sums = stats.sums
+            self.device_sums = sums if self.device_sums is None else self.device_sums + sums
+            self.steps.append(step)
+            self.checks.append(stats.checks)
         self.padding_sum += stats.padding * n_batches
         self.batches += n_batches
         self.updates += 1
         self.skipped += int(stats.skipped)
-        self.lr, self.grad_norm = stats.lr, stats.grad_norm
-
-    @property
-    def loss(self) -> float:
-        return self.loss_sum / self.tgt_tokens if self.tgt_tokens else float("nan")
+        self.lr = stats.lr
 
     @property
     def seconds(self) -> float:

@@ -1,7 +1,9 @@
 """The run directory: refusing to clobber a run, comparing configs on resume, metrics, logging.
 
-Layout: ``config.yaml``, ``spm*.model``, ``best.pt``, ``last.pt``, ``step_N.pt``,
-``metrics.jsonl``, ``train.log``, ``curves.png``, ``alignments/``.
+Layout: ``config.yaml``, ``best.pt``, ``last.pt``, ``step_N.pt``, ``metrics.jsonl``,
+``train.log``, ``curves.png``, ``alignments/`` (the run), and the prepared data it trains on:
+``spm*.model`` and ``prepared/`` (see ``seq2seq.data.prepared``), which ``--overwrite`` keeps
+and reuses while they match the config and the source files.
 """
 
 from __future__ import annotations
@@ -27,18 +29,13 @@ class RunDirError(ValueError):
 
 
 def run_entries(run_dir: Path) -> list[Path]:
-    """The files and folders in ``run_dir`` that belong to a run."""
+    """The files and folders in ``run_dir`` that belong to a run (not its prepared data)."""
     if not run_dir.is_dir():
         return []
     found = []
     for path in sorted(run_dir.iterdir()):
         name = path.name
-        if (
-            name in RUN_FILES
-            or name in RUN_DIRS
-            or STEP_CHECKPOINT.match(name)
-            or (name.startswith("spm") and name.endswith((".model", ".vocab")))
-        ):
+        if name in RUN_FILES or name in RUN_DIRS or STEP_CHECKPOINT.match(name):
             found.append(path)
     return found
 

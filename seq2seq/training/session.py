@@ -1,8 +1,9 @@
 """A training session: the run directory, data, model and optimizer the loop works with.
 
-:func:`start_run_dir` checks the run directory and trains the subword model before it writes
-anything; :func:`build_session` then assembles tokenizer, data, model, optimizer and schedule,
-restoring them from ``last.pt`` on ``--resume``.
+:func:`start_run_dir` checks the run directory and prepares the training data (subword model
+and memory-mapped ids, reused when they are up to date; on ``--resume`` only checked);
+:func:`build_session` then assembles tokenizer, data, model, optimizer and schedule, restoring
+them from ``last.pt`` on ``--resume``.
 """
 
 from __future__ import annotations
@@ -17,19 +18,14 @@ from torch import nn
 
 from seq2seq.config import Config, save_config
 from seq2seq.data import TokenBatchSampler, Tokenizer
-from seq2seq.data.batching import Pair
+from seq2seq.data.loader import BatchLoader
+from seq2seq.data.prepared import PREPARED_DIR, PreparedData, prepare, stale_reason
 from seq2seq.models import build_model
 from seq2seq.training import checkpointing, distributed
-from seq2seq.training.corpus import (
-    Corpora,
-    make_sampler,
-    train_tokenizer,
-    training_pairs,
-    validation_set,
-)
+from seq2seq.training.corpus import Corpora, make_sampler, validation_set
 from seq2seq.training.distributed import DistInfo
 from seq2seq.training.precision import Precision, resolve_precision
-from seq2seq.training.rundir import MetricsLog, clear_run_dir
+from seq2seq.training.rundir import MetricsLog, RunDirError, clear_run_dir
 from seq2seq.training.schedules import LRSchedule, build_schedule
 from seq2seq.training.state import TrainState, seed_everything
 from seq2seq.training.validation import ValidSet
@@ -52,28 +48,57 @@ class Session:
     schedule: LRSchedule
     scaler: torch.amp.GradScaler
     sampler: TokenBatchSampler
-    pairs: list[Pair]
+    data: PreparedData
     valid: ValidSet
     metrics: MetricsLog
     state: TrainState
     started: float = field(default_factory=time.perf_counter)  # "elapsed" counts from here
+    # The sampler position after the last batch trained on (the loader runs ahead of it).
+    data_position: dict[str, int] = field(default_factory=lambda: {"epoch": 0, "position": 0})
+    loader: BatchLoader | None = None  # while the loop runs
 
 
 def start_run_dir(
-    cfg: Config, run_dir: Path, corpora: Corpora, *, resume: bool, overwrite: bool
+    cfg: Config, run_dir: Path, *, resume: bool, overwrite: bool, progress: bool = True
 ) -> None:
-    """Checks the run directory and trains the subword model, then writes config and model(s).
+    """Checks the run directory, prepares (or on ``--resume`` checks) the training data, then
+    writes the config.
 
-    Any error comes before the first write, so a refused run changes nothing on disk.
+    A refused run or bad data change nothing: ``prepare`` reads every training line before its
+    first write, and ``--overwrite`` removes the old run's files only after that.
     """
     checkpointing.check_start(cfg, run_dir, resume=resume, overwrite=overwrite)
-    tokenizer = None if resume else train_tokenizer(cfg, corpora)
+    if resume:
+        check_prepared_for_resume(cfg, run_dir)
+    else:
+        prepare(cfg, run_dir, progress=progress)
     if overwrite:
         clear_run_dir(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     save_config(cfg, run_dir / "config.yaml")
-    if tokenizer is not None:
-        tokenizer.save(run_dir)
+
+
+def check_prepared_for_resume(cfg: Config, run_dir: Path) -> None:
+    """Refuses to resume on data other than those the run was trained on, naming what changed.
+
+    A run of an earlier seq2seq, which has no prepared data, gets them encoded with its own
+    subword model (the batch order then differs from the one it started with).
+    """
+    if not (run_dir / PREPARED_DIR).exists():
+        logger.warning(
+            "%s has no prepared data (a run of an earlier seq2seq): encoding the training data"
+            " with its subword model; the batches of the resumed run are not those it would"
+            " have seen",
+            run_dir,
+        )
+        prepare(cfg, run_dir, tokenizer=Tokenizer.load(run_dir), progress=False)
+        return
+    reason = stale_reason(cfg, run_dir)
+    if reason is not None:
+        raise RunDirError(
+            f"--resume: {reason}; the run cannot continue on other data. Restore the data, or"
+            " start a new run (without --resume), which prepares them again"
+        )
 
 
 def build_session(
@@ -88,15 +113,20 @@ def build_session(
     """Tokenizer, encoded data, model, optimizer and schedule; restored from last.pt on resume."""
     precision = resolve_precision(cfg.train.precision, device)
     tokenizer = Tokenizer.load(run_dir)
+    data = PreparedData(run_dir / PREPARED_DIR)
     logger.info(
-        "data: %d training pairs (%s), %d validation pairs%s; subword vocabularies %d/%d%s",
-        len(corpora.train_src),
+        "data: %s training pairs (%s; of %s read, dropped %s longer than data.max_len=%d and"
+        " %s with an empty source), %d validation pairs%s; subword vocabularies %d/%d",
+        f"{len(data):,}",
         cfg.data.train.src,
+        f"{data.header['pairs']['read']:,}",
+        f"{data.header['pairs']['dropped']['too_long']:,}",
+        cfg.data.max_len,
+        f"{data.header['pairs']['dropped']['empty_source']:,}",
         len(corpora.valid_src),
         f", gold alignments {corpora.gold_path}" if corpora.gold_path else "",
         tokenizer.src_vocab_size,
         tokenizer.tgt_vocab_size,
-        " (reused)" if resume else "",
     )
     session = new_session(
         cfg,
@@ -105,7 +135,7 @@ def build_session(
         device=device,
         precision=precision,
         tokenizer=tokenizer,
-        pairs=training_pairs(cfg, corpora, tokenizer),
+        data=data,
         valid=validation_set(cfg, corpora, tokenizer),
         metrics=MetricsLog(run_dir / "metrics.jsonl" if info.is_main else None),
     )
@@ -114,7 +144,14 @@ def build_session(
         checkpointing.restore(session, run_dir / "last.pt")
     elif info.enabled:
         seed_everything(cfg.train.seed + 1000 * info.rank)  # distinct dropout per process
+    session.data_position = session.sampler.state_dict()
     session.model = distributed.wrap_model(model, info, device)
+    logger.info(
+        "batches: %d per epoch per process, %d target tokens each at most, padding %.1f%%",
+        len(session.sampler),
+        cfg.train.batch_tokens,
+        100 * session.sampler.padding_fraction(),
+    )
     n_params = sum(p.numel() for p in model.parameters())
     logger.info(
         "model: %s, %s parameters; device %s, precision %s, %d thread(s), %d process(es)",
@@ -136,7 +173,7 @@ def new_session(
     device: torch.device,
     precision: Precision,
     tokenizer: Tokenizer,
-    pairs: list[Pair],
+    data: PreparedData,
     valid: ValidSet,
     metrics: MetricsLog,
 ) -> Session:
@@ -156,8 +193,8 @@ def new_session(
         optimizer=optimizer,
         schedule=build_schedule(optimizer, cfg.train),
         scaler=precision.grad_scaler(),
-        sampler=make_sampler(cfg, pairs, info),
-        pairs=pairs,
+        sampler=make_sampler(cfg, data, info),
+        data=data,
         valid=valid,
         metrics=metrics,
         state=TrainState(),

@@ -25,10 +25,11 @@ from torch import nn
 from torch.profiler import record_function
 
 from seq2seq.config import Config, parse_duration
-from seq2seq.data import Batch, collate
+from seq2seq.data import Batch
+from seq2seq.data.loader import BatchLoader
 from seq2seq.training import checkpointing, distributed
 from seq2seq.training.corpus import read_corpora
-from seq2seq.training.device import configure_threads, resolve_device
+from seq2seq.training.device import configure_threads, peak_memory_mib, resolve_device, set_tf32
 from seq2seq.training.distributed import DistInfo
 from seq2seq.training.loss import label_smoothed_cross_entropy
 from seq2seq.training.progress import Progress, Window, format_duration
@@ -36,6 +37,7 @@ from seq2seq.training.rundir import log_to_file
 from seq2seq.training.session import Session, build_session, start_run_dir
 from seq2seq.training.state import capture_rng
 from seq2seq.training.validation import save_plots, validate
+from seq2seq.vocab import PAD_ID
 
 logger = logging.getLogger(__name__)
 
@@ -46,15 +48,14 @@ class TrainingError(RuntimeError):
 
 @dataclass
 class StepStats:
-    """One optimizer update, summed over all processes."""
+    """One optimizer update. ``sums`` and ``checks`` are tensors on the training device, read
+    only at log intervals (see :class:`~seq2seq.training.progress.Window`)."""
 
-    loss_sum: float
-    tgt_tokens: float
-    sentences: float
+    sums: torch.Tensor  # [loss sum, target tokens, sentences] of this process
+    checks: torch.Tensor  # [loss sum, gradient norm]: both finite in a good update
     padding: float
     lr: float
-    grad_norm: float
-    skipped: bool
+    skipped: bool  # fp16 only: the loss scaler found an overflow and skipped the update
 
 
 @dataclass
@@ -75,13 +76,18 @@ def train(
     max_seconds = parse_duration(cfg.train.max_time) if cfg.train.max_time else None
     corpora = read_corpora(cfg.data)  # bad data fails here, before anything is written
     device = resolve_device(cfg.train.device, info.local_rank)
+    set_tf32(cfg.train.tf32)
     threads = torch.get_num_threads()
     if device.type == "cpu":
         configure_threads(cfg.train.threads, info.local_world_size)
     owns_group = distributed.init_process_group(info, device)
     try:
+        show_progress = info.is_main and not cfg.train.quiet
         distributed.run_on_main(
-            lambda: start_run_dir(cfg, run_dir, corpora, resume=resume, overwrite=overwrite), info
+            lambda: start_run_dir(
+                cfg, run_dir, resume=resume, overwrite=overwrite, progress=show_progress
+            ),
+            info,
         )
         distributed.barrier(info)
         with log_to_file(run_dir / "train.log" if info.is_main else None), _quiet_unless_main(info):
@@ -110,22 +116,19 @@ def fit(s: Session, max_seconds: float | None) -> TrainResult:
         return s.state.seconds
 
     reason = limit_reached(s, clock(), max_seconds)
+    shown = {"loss": math.nan, "tok_per_s": math.nan}  # of the latest log line
     try:
         for batches in update_batches(s) if reason is None else ():
             stats = train_update(s, batches, budget_used(s, clock(), max_seconds))
-            window.add(stats, len(batches))
+            window.add(stats, len(batches), s.state.step + 1)
             if not stats.skipped:
                 s.state.step += 1
-                progress.update(
-                    step=s.state.step,
-                    loss=window.loss,
-                    lr=stats.lr,
-                    tok_per_s=window.tgt_tokens / window.seconds,
-                )
                 if s.state.step % t.log_every == 0:
-                    log_train(s, window, progress.eta(s.state.step))
+                    shown = log_train(s, window, progress.eta(s.state.step))
                     window = Window()
+                progress.update(step=s.state.step, lr=stats.lr, **shown)
                 if s.state.step % t.validate_every == 0:
+                    check_finite(s, window)
                     started = time.perf_counter()
                     stop = validate_and_save(s)
                     window.started += time.perf_counter() - started  # tok/s: training time only
@@ -142,6 +145,7 @@ def fit(s: Session, max_seconds: float | None) -> TrainResult:
             reason = reason or f"max_epochs={t.max_epochs} reached"
     finally:
         progress.close()
+    check_finite(s, window)
     if s.state.step > 0 and s.state.validated_step != s.state.step:
         validate_and_save(s)
     logger.info(
@@ -163,24 +167,34 @@ def fit(s: Session, max_seconds: float | None) -> TrainResult:
 
 
 def update_batches(s: Session) -> Iterator[list[Batch]]:
-    """Groups of ``train.accum_steps`` batches (fewer at an epoch's end), epoch after epoch."""
+    """Groups of ``train.accum_steps`` batches (fewer at an epoch's end), epoch after epoch,
+    collated by a background thread; ``s.data_position`` follows the batches handed out."""
     t = s.cfg.train
-    while t.max_epochs is None or s.sampler.epoch < t.max_epochs:
-        group: list[Batch] = []
-        for indices in s.sampler:  # continues mid-epoch after a resume
-            group.append(to_device(collate([s.pairs[i] for i in indices]), s.device))
-            if len(group) == t.accum_steps:
+    group: list[Batch] = []
+    loader = BatchLoader(
+        s.sampler,
+        s.data.collate,
+        max_epochs=t.max_epochs,
+        pin_memory=s.device.type == "cuda",
+    )
+    s.loader = loader
+    with loader:
+        for fed in loader:  # continues mid-epoch after a resume
+            if fed.batch is not None:
+                group.append(to_device(fed.batch, s.device))
+                s.data_position = {"epoch": fed.epoch, "position": fed.position}
+            else:
+                s.data_position = {"epoch": fed.epoch + 1, "position": 0}
+            if group and (len(group) == t.accum_steps or fed.batch is None):
                 yield group
                 group = []
-        if group:
-            yield group
-        logger.info("epoch %d done at step %d", s.sampler.epoch, s.state.step)
+            if fed.batch is None:
+                logger.info("epoch %d done at step %d", fed.epoch, s.state.step)
 
 
 def to_device(batch: Batch, device: torch.device) -> Batch:
-    if device.type == "cuda":
-        return batch.pin_memory().to(device, non_blocking=True)
-    return batch.to(device)
+    """The batch on ``device``; pinned batches are copied to a GPU asynchronously."""
+    return batch.to(device, non_blocking=device.type == "cuda")
 
 
 def budget_used(s: Session, seconds: float, max_seconds: float | None) -> float:
@@ -207,11 +221,17 @@ def train_update(s: Session, batches: list[Batch], budget: float = 0.0) -> StepS
     The loss is the label-smoothed cross entropy summed over the target tokens of the whole
     global batch (all micro-batches of all processes) and divided by their number, so that
     gradient accumulation and DDP give the gradient of one big batch.
+
+    Nothing here waits for the device: the token count is summed over processes on the
+    device, and the loss and gradient norm are returned as tensors that the loop reads at log
+    intervals (fp16 is the exception: the loss scaler reads its overflow flag every step).
     """
     t = s.cfg.train
     lr = s.schedule.set_step(s.state.step + 1, budget)
-    local = [sum(b.tgt_tokens for b in batches), sum(b.size for b in batches)]
-    tokens, sentences = distributed.all_reduce_sum(local, s.info)
+    tokens = sum((b.tgt_out != PAD_ID).sum() for b in batches)
+    sentences = torch.full((), sum(b.size for b in batches), device=s.device)
+    local = torch.stack([tokens, sentences]).double()  # of this process
+    counts = distributed.all_reduce_(local.clone(), s.info)  # of all processes
     s.model.train()
     s.optimizer.zero_grad(set_to_none=True)
     loss_sum = torch.zeros((), device=s.device)
@@ -222,39 +242,33 @@ def train_update(s: Session, batches: list[Batch], budget: float = 0.0) -> StepS
             with record_function("loss"):
                 loss, _ = label_smoothed_cross_entropy(logits, batch.tgt_out, t.label_smoothing)
             with record_function("backward"):
-                s.scaler.scale(loss * (s.info.world_size / tokens)).backward()
+                s.scaler.scale(loss * (s.info.world_size / counts[0].float())).backward()
         loss_sum += loss.detach()
-    (total,) = distributed.all_reduce_sum([float(loss_sum)], s.info)
     s.scaler.unscale_(s.optimizer)
     with record_function("clip_grad_norm"):
-        grad_norm = float(nn.utils.clip_grad_norm_(s.model.parameters(), t.clip_norm or math.inf))
-    finite = math.isfinite(total) and math.isfinite(grad_norm)
-    if not finite and not s.scaler.is_enabled():
-        raise TrainingError(
-            f"non-finite loss at step {s.state.step + 1} (loss {total}, gradient norm "
-            f"{grad_norm}); training stopped. {checkpointing.last_good_note(s)} Try a lower "
-            "train.lr, a longer train.warmup_steps or train.clip_norm."
-        )
-    if finite:
+        grad_norm = nn.utils.clip_grad_norm_(s.model.parameters(), t.clip_norm or math.inf)
+    skipped = False
+    if s.scaler.is_enabled():  # fp16: GradScaler skips an update whose gradients overflowed
+        scale = s.scaler.get_scale()
         s.scaler.step(s.optimizer)
         s.scaler.update()
-    else:  # fp16 overflow: skip the update and lower the loss scale
-        scale = s.scaler.get_scale() * s.scaler.get_backoff_factor()
-        s.scaler.update(scale)
-        logger.warning(
-            "step %d: non-finite loss under fp16 loss scaling; update skipped, loss scale now %g",
-            s.state.step + 1,
-            scale,
-        )
+        skipped = s.scaler.get_scale() < scale
+        if skipped:
+            logger.warning(
+                "step %d: non-finite loss under fp16 loss scaling; update skipped, loss scale"
+                " now %g",
+                s.state.step + 1,
+                s.scaler.get_scale(),
+            )
+    else:
+        s.optimizer.step()
     padding = sum(b.padding for b in batches) / len(batches)
     return StepStats(
-        loss_sum=total,
-        tgt_tokens=tokens,
-        sentences=sentences,
+        sums=torch.cat([loss_sum.double().reshape(1), local]),
+        checks=torch.stack([loss_sum.float(), grad_norm.float()]),
         padding=padding,
         lr=lr,
-        grad_norm=grad_norm,
-        skipped=not finite,
+        skipped=skipped,
     )
 
 
@@ -272,32 +286,67 @@ def limit_reached(s: Session, elapsed: float, max_seconds: float | None) -> str 
     return f"max_time={t.max_time} reached" if time_up else None
 
 
-def log_train(s: Session, window: Window, eta: float | None) -> None:
-    """A ``train`` line in metrics.jsonl and train.log for the updates since the last one."""
+def check_finite(s: Session, window: Window) -> float | None:
+    """Raises TrainingError if an update of ``window`` had a non-finite loss or gradient norm
+    (outside fp16 loss scaling); called before every log line and checkpoint, so that no
+    checkpoint holds the parameters of such an update. Returns the latest gradient norm."""
+    if not window.checks:
+        return None
+    values = torch.stack(window.checks).tolist()
+    for step, (loss, norm) in zip(window.steps, values, strict=True):
+        if not (math.isfinite(loss) and math.isfinite(norm)):
+            raise TrainingError(
+                f"non-finite loss at step {step} (loss {loss}, gradient norm {norm}); training"
+                f" stopped. {checkpointing.last_good_note(s)} Try a lower train.lr, a longer"
+                " train.warmup_steps or train.clip_norm."
+            )
+    window.checks.clear()
+    window.steps.clear()
+    return values[-1][1]
+
+
+def log_train(s: Session, window: Window, eta: float | None) -> dict[str, float]:
+    """A ``train`` line in metrics.jsonl and train.log for the updates since the last one;
+    returns the loss and tokens/s that the progress bar shows until the next line."""
+    grad_norm = check_finite(s, window)
+    seconds = window.seconds
+    loss_sum = tokens = sentences = 0.0
+    if window.device_sums is not None:
+        sums = distributed.all_reduce_(window.device_sums, s.info)
+        loss_sum, tokens, sentences = sums.tolist()
+    loader = s.loader
     record = {
         "step": s.state.step,
         "split": "train",
-        "epoch": s.sampler.epoch,
-        "loss": window.loss,
+        "epoch": s.data_position["epoch"],
+        "loss": loss_sum / tokens if tokens else float("nan"),
         "lr": window.lr,
-        "grad_norm": window.grad_norm,
-        "tgt_tok_per_s": window.tgt_tokens / window.seconds,
-        "sent_per_s": window.sentences / window.seconds,
+        "grad_norm": grad_norm,
+        "tgt_tok_per_s": tokens / seconds,
+        "sent_per_s": sentences / seconds,
         "padding": window.padding,
+        "data_wait": loader.take_wait_seconds() / seconds if loader is not None else 0.0,
         "skipped": window.skipped,
     }
+    peak = peak_memory_mib(s.device)
+    if peak is not None:
+        record["peak_gpu_mib"] = peak
     if s.info.is_main:
         s.metrics.append(record)
     logger.info(
-        "step %d | loss %.4f | lr %.3g | %.0f tgt tok/s | padding %.1f%% | left %s%s",
+        "step %d | loss %.4f | lr %.3g | %.0f tgt tok/s | padding %.1f%% | data wait %.1f%%%s"
+        " | left %s%s",
         s.state.step,
-        window.loss,
+        record["loss"],
         window.lr,
         record["tgt_tok_per_s"],
         100 * window.padding,
+        100 * record["data_wait"],
+        "" if peak is None else f" | peak GPU {peak:,.0f} MiB",
         "?" if eta is None else format_duration(eta),
         f" | {window.skipped} skipped" if window.skipped else "",
     )
+    return {"loss": record["loss"], "tok_per_s": record["tgt_tok_per_s"]}
 
 
 def validate_and_save(s: Session) -> bool:

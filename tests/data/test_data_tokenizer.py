@@ -14,7 +14,7 @@ from seq2seq.data.tokenizer import (
     JOINT_MODEL,
     SRC_MODEL,
     TGT_MODEL,
-    _sample,
+    sample_lines,
     train_sentencepiece,
 )
 from seq2seq.vocab import BOS, BOS_ID, EOS, EOS_ID, PAD, PAD_ID, UNK
@@ -26,7 +26,7 @@ class TokCfg:  # the fields of seq2seq.config.TokenizerConfig that Tokenizer.tra
     vocab_size: int = 200
     joint: bool = True
     character_coverage: float = 1.0
-    max_sentences: int = 1_000_000
+    sample_sentences: int = 1_000_000
 
 
 @pytest.fixture(scope="module")
@@ -71,18 +71,36 @@ def test_joint_model_shares_pieces_and_separate_models_differ(tmp_path, corpus):
     assert separate.src_pieces(range(200)) != separate.tgt_pieces(range(200))
 
 
-def test_training_is_deterministic_and_sampling_respects_max_sentences(tmp_path, corpus):
+def test_training_is_deterministic_and_sampling_respects_sample_sentences(tmp_path, corpus):
     src, tgt = corpus
     options = dict(model_type="unigram", vocab_size=150, character_coverage=1.0, seed=3)
-    first = train_sentencepiece(src + tgt, max_sentences=300, **options)
-    second = train_sentencepiece(src + tgt, max_sentences=300, **options)
+    first = train_sentencepiece(src + tgt, sample_sentences=300, **options)
+    second = train_sentencepiece(src + tgt, sample_sentences=300, **options)
     assert first == second
-    other_seed = train_sentencepiece(src + tgt, max_sentences=300, **{**options, "seed": 4})
+    other_seed = train_sentencepiece(src + tgt, sample_sentences=300, **{**options, "seed": 4})
     assert other_seed != first
-    sample = _sample([*src, "", "  ", *tgt], 300, seed=3)
+    sample = sample_lines([*src, "", "  ", *tgt], 300, seed=3)
     assert len(sample) == 300 and set(sample) <= set(src + tgt)  # blank lines never sampled
-    assert sample == _sample(src + tgt, 300, seed=3)
-    assert _sample(src, 10_000, seed=3) == src
+    assert sample == sample_lines(src + tgt, 300, seed=3)
+    assert sample_lines(src, 10_000, seed=3) == src
+
+
+def test_sample_lines_is_uniform_ordered_and_reads_a_stream_once():
+    n, k, trials = 40, 8, 4000
+    lines = [f"line {i}" for i in range(n)]
+    counts = dict.fromkeys(lines, 0)
+    for seed in range(trials):
+        stream = iter(lines)  # a one-pass iterator, as a file stream is
+        sample = sample_lines(stream, k, seed)
+        assert len(sample) == k and len(set(sample)) == k
+        assert sample == [line for line in lines if line in set(sample)]  # input order kept
+        assert next(stream, None) is None  # the whole stream was read
+        for line in sample:
+            counts[line] += 1
+    expected = trials * k / n  # 800; binomial sd = sqrt(800 * 0.8) ~ 28
+    chi2 = sum((c - expected) ** 2 / expected for c in counts.values())
+    assert chi2 < 80  # 39 degrees of freedom: p(chi2 > 80) < 1e-4 for a uniform sampler
+    assert max(abs(c - expected) for c in counts.values()) < 6 * 28
 
 
 def test_decode_stops_at_eos_and_drops_specials(tmp_path, corpus):
