@@ -30,7 +30,7 @@ from seq2seq.inference.search import (
     greedy_search,
     max_output_lengths,
 )
-from seq2seq.training.device import cpu_has_native_bf16
+from seq2seq.training.device import cpu_has_native_bf16, cuda_has_native_bf16
 from seq2seq.vocab import UNK_ID
 
 logger = logging.getLogger(__name__)
@@ -72,18 +72,21 @@ def resolve_precision(name: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype for `name` in auto|fp32|bf16 on `device`; None means float32.
 
     auto is bf16 where the processor computes it natively (CPU with AVX512-BF16/AMX, or a GPU
-    with bf16 support), else float32.
+    of compute capability 8.0 or later), else float32.
     """
     if name not in PRECISIONS:
         raise TranslateError(f"precision: got {name!r}, expected one of {', '.join(PRECISIONS)}")
     if name == "fp32":
         return None
-    native = torch.cuda.is_bf16_supported() if device.type == "cuda" else cpu_has_native_bf16()
+    native = cuda_has_native_bf16() if device.type == "cuda" else cpu_has_native_bf16()
     if name == "auto":
         return torch.bfloat16 if native else None
     if not native:
         if device.type == "cuda":
-            raise TranslateError("precision: bf16 is not supported by this GPU; use fp32 or auto")
+            raise TranslateError(
+                "precision: bf16 needs a GPU with native bf16 (compute capability 8.0 or later); "
+                "use fp32 or auto"
+            )
         logger.warning(
             "this CPU has no native bf16 arithmetic: bf16 decoding is emulated and slower than fp32"
         )

@@ -1,7 +1,9 @@
 """Numeric precision: ``auto`` | ``fp32`` | ``bf16`` | ``fp16`` autocast and the gradient scaler.
 
-``auto`` on CUDA is bf16 autocast where the GPU supports it, else fp16 with a gradient scaler
-(Micikevicius et al., "Mixed Precision Training", arXiv:1710.03740). On a CPU with native bf16
+``auto`` on CUDA is bf16 autocast where the GPU computes bf16 natively (compute capability 8.0
+and later: Ampere, Ada, Hopper), else fp16 with a gradient scaler (Micikevicius et al., "Mixed
+Precision Training", arXiv:1710.03740): older GPUs only emulate bf16, far slower than fp16, so
+an explicit ``bf16`` is refused there. On a CPU with native bf16
 matrix products (AVX512-BF16 / AMX) it is bf16 autocast, elsewhere float32. Parameters and
 optimizer state stay in float32; the loss is computed in float32 (see ``loss.py``).
 """
@@ -13,7 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
-from seq2seq.training.device import cpu_has_native_bf16
+from seq2seq.training.device import cpu_has_native_bf16, cuda_has_native_bf16
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -48,12 +50,26 @@ def resolve_precision(name: str, device: torch.device) -> Precision:
         raise ValueError(f"train.precision: got {name!r}, expected one of {', '.join(PRECISIONS)}")
     if name == "auto":
         name = _auto_precision(device)
-    if name == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        raise ValueError("train.precision: 'bf16' is not supported by this GPU; use fp16 or auto")
+    if name == "bf16" and device.type == "cuda" and not cuda_has_native_bf16():
+        raise ValueError(
+            f"train.precision: 'bf16' needs a GPU with native bf16 (compute capability 8.0 or "
+            f"later), and {_gpu_name()} has none (emulated bf16 is slower than fp16); use "
+            f"train.precision=fp16 or auto"
+        )
     return Precision(name=name, dtype=_DTYPES[name], device_type=device.type)
+
+
+def _gpu_name() -> str:
+    """The current GPU's name and compute capability, for error messages."""
+    try:
+        index = torch.cuda.current_device()
+        major, minor = torch.cuda.get_device_capability(index)
+        return f"{torch.cuda.get_device_name(index)} (compute capability {major}.{minor})"
+    except (RuntimeError, AssertionError):  # no usable CUDA runtime (e.g. a test's fake GPU)
+        return "this GPU"
 
 
 def _auto_precision(device: torch.device) -> str:
     if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        return "bf16" if cuda_has_native_bf16() else "fp16"
     return "bf16" if cpu_has_native_bf16() else "fp32"

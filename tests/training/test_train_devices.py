@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 import torch
 
 from seq2seq.training import device as device_module
-from seq2seq.training.device import configure_threads, resolve_device
+from seq2seq.training.device import (
+    configure_threads,
+    peak_memory_mib,
+    resolve_device,
+    set_tf32,
+)
 from seq2seq.training.precision import resolve_precision
 from seq2seq.training.progress import format_duration, time_left
 from seq2seq.training.rundir import config_differences
@@ -26,6 +33,98 @@ def test_cpu_auto_precision_follows_native_bf16(monkeypatch: pytest.MonkeyPatch)
     assert not resolve_precision("bf16", cpu).grad_scaler().is_enabled()
     with pytest.raises(ValueError, match=r"train\.precision: got 'fp8'"):
         resolve_precision("fp8", cpu)
+
+
+def _fake_gpu(monkeypatch: pytest.MonkeyPatch, *, native_bf16: bool) -> list[dict]:
+    """A GPU that emulates bf16 and has it natively only when ``native_bf16``; records the
+    keyword arguments of every ``torch.cuda.is_bf16_supported`` call."""
+    calls: list[dict] = []
+
+    def is_bf16_supported(**kwargs) -> bool:
+        calls.append(kwargs)
+        return native_bf16 or kwargs.get("including_emulation", True)
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", is_bf16_supported)
+    return calls
+
+
+def test_cuda_auto_precision_is_bf16_only_where_native(monkeypatch: pytest.MonkeyPatch) -> None:
+    gpu = torch.device("cuda", 0)
+    calls = _fake_gpu(monkeypatch, native_bf16=True)
+    auto = resolve_precision("auto", gpu)
+    assert (auto.name, auto.dtype, auto.uses_scaler) == ("bf16", torch.bfloat16, False)
+    assert resolve_precision("bf16", gpu).name == "bf16"
+    assert calls and all(call == {"including_emulation": False} for call in calls)
+
+    _fake_gpu(monkeypatch, native_bf16=False)  # e.g. a T4 or V100: bf16 only emulated
+    auto = resolve_precision("auto", gpu)
+    assert (auto.name, auto.dtype, auto.uses_scaler) == ("fp16", torch.float16, True)
+    with pytest.raises(ValueError, match=r"train\.precision: 'bf16' needs a GPU with native bf16"):
+        resolve_precision("bf16", gpu)
+    assert resolve_precision("fp16", gpu).uses_scaler
+    assert resolve_precision("fp32", gpu).dtype == torch.float32
+
+
+def test_translation_precision_uses_native_bf16_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    from seq2seq.inference.translate import TranslateError
+    from seq2seq.inference.translate import resolve_precision as decode_precision
+
+    gpu = torch.device("cuda", 0)
+    _fake_gpu(monkeypatch, native_bf16=False)
+    assert decode_precision("auto", gpu) is None
+    with pytest.raises(TranslateError, match="native bf16"):
+        decode_precision("bf16", gpu)
+    _fake_gpu(monkeypatch, native_bf16=True)
+    assert decode_precision("auto", gpu) == torch.bfloat16
+
+
+@pytest.fixture
+def tf32_flags() -> Iterator[None]:
+    """Restores the process-wide fp32 precision flags that set_tf32 changes."""
+    flags = (
+        torch.backends.cuda.matmul,
+        torch.backends.cudnn.conv,
+        torch.backends.cudnn.rnn,
+    )
+    before = [f.fp32_precision for f in flags]
+    yield
+    for f, value in zip(flags, before, strict=True):
+        f.fp32_precision = value
+
+
+def _tf32_state() -> tuple[str, str, str]:
+    return (
+        torch.backends.cuda.matmul.fp32_precision,
+        torch.backends.cudnn.conv.fp32_precision,
+        torch.backends.cudnn.rnn.fp32_precision,
+    )
+
+
+@pytest.mark.usefixtures("tf32_flags")
+def test_set_tf32(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    before = _tf32_state()
+    set_tf32(False)
+    assert _tf32_state() == before  # no CUDA: nothing changes
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    set_tf32(True)
+    assert _tf32_state() == ("tf32", "tf32", "tf32")
+    set_tf32(False)
+    assert _tf32_state() == ("ieee", "ieee", "ieee")
+
+
+def test_peak_memory_mib(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert peak_memory_mib(torch.device("cpu")) is None
+    assert peak_memory_mib("cpu") is None
+    asked = []
+
+    def max_memory_allocated(device):
+        asked.append(device)
+        return 3 * 2**20 + 2**19
+
+    monkeypatch.setattr(torch.cuda, "max_memory_allocated", max_memory_allocated)
+    assert peak_memory_mib("cuda:1") == 3.5
+    assert asked == [torch.device("cuda", 1)]
 
 
 def test_autocast_runs_matmuls_in_bf16_and_fp32_is_untouched() -> None:
