@@ -9,6 +9,14 @@ Two ways to turn scores into a context, chosen once per score type by the module
 
 Both take a mask already shaped by :func:`expand_mask` (``[b, 1, tq, tk]``, True = may attend)
 and give a query row whose keys are all masked a zero context (and zero weights), never NaN.
+
+Causality is a flag, not a tensor, until a kernel needs one: with ``causal=True`` and no other
+mask the fused path calls SDPA with ``is_causal=True`` and no mask at all, which keeps the flash
+kernels eligible on CUDA (any materialised mask rules them out). The explicit path, or a causal
+call that also has a padding mask, folds :func:`causal_mask` into the mask (:func:`with_causal`).
+SDPA aligns ``is_causal`` to the top left, which is the causal mask only when there are as many
+queries as keys, so causal calls must be square; an incremental decoding step (one query
+against the cache of the positions so far) may attend every key and needs no mask.
 """
 
 from __future__ import annotations
@@ -19,7 +27,13 @@ from torch import Tensor
 
 from seq2seq.dropout import dropout as dropout_
 
-__all__ = ["causal_mask", "expand_mask", "explicit_attention", "fused_attention"]
+__all__ = [
+    "causal_mask",
+    "expand_mask",
+    "explicit_attention",
+    "fused_attention",
+    "with_causal",
+]
 
 _CPU_SLOW_DTYPES = (torch.bfloat16, torch.float16)
 
@@ -29,6 +43,24 @@ def causal_mask(size: int, device: torch.device | str | None = None) -> Tensor:
     if size < 0:
         raise ValueError(f"causal_mask size must be >= 0, got {size}")
     return torch.ones(size, size, dtype=torch.bool, device=device).tril()
+
+
+def with_causal(mask: Tensor | None, tq: int, tk: int, device: torch.device) -> Tensor:
+    """``mask`` [b, 1, tq, tk] (or None) and the causal mask [tq, tk]: query t attends keys <= t.
+
+    Raises ValueError unless tq == tk (see the module docstring).
+    """
+    _check_square(tq, tk)
+    causal = causal_mask(tq, device=device)
+    return causal if mask is None else mask & causal
+
+
+def _check_square(tq: int, tk: int) -> None:
+    if tq != tk:
+        raise ValueError(
+            f"causal attention needs as many queries as keys, got {tq} queries and {tk} keys; "
+            "a decoding step with one query attends its whole cache and needs no causal mask"
+        )
 
 
 def expand_mask(mask: Tensor | None, batch: int, tq: int, tk: int) -> Tensor | None:
@@ -73,13 +105,16 @@ def explicit_attention(
     values: Tensor,
     mask: Tensor | None,
     dropout: float,
+    causal: bool = False,
 ) -> tuple[Tensor, Tensor]:
     """softmax(scores) @ values with masking; softmax statistics in at least float32.
 
-    scores [B, H, Tq, Tk], values [B, H, Tk, Dv], mask [b, 1, tq, tk] or None.
-    Returns context [B, H, Tq, Dv] and the weights before dropout [B, H, Tq, Tk]
-    (float32, or float64 for float64 scores).
+    scores [B, H, Tq, Tk], values [B, H, Tk, Dv], mask [b, 1, tq, tk] or None; ``causal``
+    adds the causal mask (Tq == Tk). Returns context [B, H, Tq, Dv] and the weights before
+    dropout [B, H, Tq, Tk] (float32, or float64 for float64 scores).
     """
+    if causal:
+        mask = with_causal(mask, scores.shape[-2], scores.shape[-1], scores.device)
     softmax_dtype = torch.promote_types(scores.dtype, torch.float32)
     scores = scores.to(softmax_dtype)
     has_keys = None
@@ -101,27 +136,44 @@ def fused_attention(
     mask: Tensor | None,
     dropout: float,
     scale: float,
+    causal: bool = False,
 ) -> Tensor:
     """``softmax(scale * q kᵀ) v`` through ``F.scaled_dot_product_attention``.
 
-    query [B, H, Tq, D], keys [B, H, Tk, D], values [B, H, Tk, Dv], mask [b, 1, tq, tk] or None.
+    query [B, H, Tq, D], keys [B, H, Tk, D], values [B, H, Tk, Dv], mask [b, 1, tq, tk] or None;
+    ``causal`` (Tq == Tk): SDPA's ``is_causal`` when there is no other mask, else folded into it.
     Returns context [B, H, Tq, Dv].
     """
+    if causal:
+        _check_square(query.shape[-2], keys.shape[-2])
+        if mask is not None:
+            mask, causal = with_causal(mask, query.shape[-2], keys.shape[-2], query.device), False
     if query.device.type == "cpu" and query.dtype in _CPU_SLOW_DTYPES:
         # The CPU kernel's bf16/fp16 forward+backward ran 2-3x slower than float32 at NMT
         # lengths (B=200, H=4, T=20: 32 ms vs 13 ms including the casts), so it runs in float32,
         # outside autocast (which would cast the inputs straight back).
         with torch.autocast("cpu", enabled=False):
-            context = _sdpa(query.float(), keys.float(), values.float(), mask, dropout, scale)
+            context = _sdpa(
+                query.float(), keys.float(), values.float(), mask, dropout, scale, causal
+            )
         return context.to(query.dtype)
-    return _sdpa(query, keys, values, mask, dropout, scale)
+    return _sdpa(query, keys, values, mask, dropout, scale, causal)
 
 
 def _sdpa(
-    query: Tensor, keys: Tensor, values: Tensor, mask: Tensor | None, dropout: float, scale: float
+    query: Tensor,
+    keys: Tensor,
+    values: Tensor,
+    mask: Tensor | None,
+    dropout: float,
+    scale: float,
+    causal: bool,
 ) -> Tensor:
+    """SDPA with at most one of ``mask`` and ``causal``; all-masked rows give zeros."""
     if mask is None:
-        return F.scaled_dot_product_attention(query, keys, values, dropout_p=dropout, scale=scale)
+        return F.scaled_dot_product_attention(
+            query, keys, values, dropout_p=dropout, is_causal=causal, scale=scale
+        )
     has_keys, safe_mask = _rows_with_keys(mask)
     context = F.scaled_dot_product_attention(
         query, keys, values, attn_mask=safe_mask, dropout_p=dropout, scale=scale

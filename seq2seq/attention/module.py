@@ -8,14 +8,16 @@ shared by all heads; the Q/K/V projections make the heads differ.
 
 Scores that are a scaled dot product of the query with the prepared keys (dot, scaled_dot,
 general) run through ``F.scaled_dot_product_attention`` when weights are not requested; the
-choice is made once in ``__init__`` from the score's ``fused_scale``.
+choice is made once in ``__init__`` from the score's ``fused_scale``. Causal self-attention is
+asked for with ``causal=True`` rather than a mask tensor, so that the fused path can hand it to
+SDPA as ``is_causal`` (see :mod:`seq2seq.attention.kernel`).
 """
 
 from __future__ import annotations
 
 from torch import Tensor, nn
 
-from .kernel import expand_mask, explicit_attention, fused_attention
+from .kernel import expand_mask, explicit_attention, fused_attention, with_causal
 from .memory import AttentionMemory
 
 __all__ = ["Attention"]
@@ -129,10 +131,13 @@ class Attention(nn.Module):
         mask: Tensor | None = None,
         need_weights: bool = False,
         memory: AttentionMemory | None = None,
+        causal: bool = False,
     ) -> tuple[Tensor, Tensor | None]:
         """Attend from ``query`` [B, Tq, query_dim] to keys/values or a prepared ``memory``.
 
         mask: bool, True = may attend, broadcastable to [B, Tq, Tk].
+        causal: query t attends keys <= t only (self-attention over a whole sequence, so
+        Tq == Tk); on its own it materialises no mask on the fused path.
         Returns context [B, Tq, output_dim] and weights [B, H, Tq, Tk] (H = 1 when plain;
         float32 or float64) or None when ``need_weights`` is False.
         """
@@ -148,10 +153,13 @@ class Attention(nn.Module):
             _check_shape("keys", keys, (batch, None, self.key_dim), "B Tk key_dim")
             memory = self.memory(keys, values)
         mem_keys, mem_values = self._check_memory(memory, batch)  # [B, H, Tk, *]
-        mask = expand_mask(mask, batch, tq, mem_keys.shape[-2])  # [b, 1, tq, tk]
+        tk = mem_keys.shape[-2]
+        mask = expand_mask(mask, batch, tq, tk)  # [b, 1, tq, tk]
+        if causal and mask is not None:  # one mask, so that rows left without keys are zeroed
+            mask, causal = with_causal(mask, tq, tk, query.device), False
         # [B, H, Tq, D / H] multi-head, [B, 1, Tq, Dq] plain
         query = self._split(self.q_proj(query)) if self._multihead else query.unsqueeze(1)
-        context, weights = self.attend(query, mem_keys, mem_values, mask, need_weights)
+        context, weights = self.attend(query, mem_keys, mem_values, mask, need_weights, causal)
         context = context.transpose(1, 2).reshape(batch, tq, -1)  # [B, Tq, H * Dv]
         if self._multihead:
             context = self.out_proj(context)
@@ -166,20 +174,23 @@ class Attention(nn.Module):
         values: Tensor,
         mask: Tensor | None = None,
         need_weights: bool = False,
+        causal: bool = False,
     ) -> tuple[Tensor, Tensor | None]:
         """The attention core on head tensors, without projections or shape checks.
 
         query [B, H, Tq, Dq'], prepared keys [B, H, Tk, Dp], values [B, H, Tk, Dv],
-        mask [b, 1, tq, tk] (see ``kernel.expand_mask``) or None.
+        mask [b, 1, tq, tk] (see ``kernel.expand_mask``) or None, ``causal`` (Tq == Tk).
         Returns context [B, H, Tq, Dv] and weights [B, H, Tq, Tk] or None. The fused kernel
         runs when the score allows it and weights are not needed.
         """
         dropout = self.dropout if self.training else 0.0
         if self.fused_scale is not None and not need_weights:
-            context = fused_attention(query, keys, values, mask, dropout, scale=self.fused_scale)
+            context = fused_attention(
+                query, keys, values, mask, dropout, scale=self.fused_scale, causal=causal
+            )
             return context, None
         scores = self.score(query, keys)  # [B, H, Tq, Tk]
-        context, weights = explicit_attention(scores, values, mask, dropout)
+        context, weights = explicit_attention(scores, values, mask, dropout, causal=causal)
         return context, (weights if need_weights else None)
 
     def extra_repr(self) -> str:

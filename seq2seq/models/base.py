@@ -46,12 +46,15 @@ class Encoded(NamedTuple):
     weights: {"encoder_self": [B, L, H, S, S]} when asked for (Transformer), else {}.
     final: RNN only: [B, 2, D] final (h, c) of the last encoder layer, both directions
         concatenated; None for the Transformer.
+    src_padded: False when no source position is padding: attention over the source may then
+        run without a mask (on CUDA a mask rules out the flash kernels). True when unknown.
     """
 
     states: Tensor
     src_mask: Tensor
     weights: dict[str, Tensor]
     final: Tensor | None = None
+    src_padded: bool = True
 
 
 class DecoderState(Protocol):
@@ -137,7 +140,7 @@ def check_tokens(
             f"model.max_positions"
         )
     if vocab_size is not None and tokens.numel():
-        low, high = int(tokens.min()), int(tokens.max())
+        low, high = torch.stack(torch.aminmax(tokens)).tolist()  # one host sync for both
         if low < 0 or high >= vocab_size:
             raise ValueError(
                 f"{name} holds token ids from {low} to {high}, expected ids in "

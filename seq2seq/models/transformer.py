@@ -5,6 +5,11 @@ al., 2020, arXiv:2002.04745), post-norm (LN(x + f(x))) as in the original paper 
 Slots ``encoder_self``, ``decoder_self`` (causal) and ``cross`` each take any attention type,
 plain or multi-head. The teacher-forced pass has no loop over time; ``step`` attends over
 per-layer self-attention caches and cross-attention memories prepared once in ``init_state``.
+
+Masks are passed only where they change something, so that on CUDA the flash SDPA kernels stay
+eligible: decoder self-attention is ``causal=True`` (SDPA's ``is_causal``, no mask tensor), a
+decoding step attends its whole cache without a mask, and the encoder self-attention and the
+cross-attention get the source padding mask only when the batch has padding.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from seq2seq.attention import AttentionMemory, build_attention, causal_mask
+from seq2seq.attention import AttentionMemory, build_attention
 from seq2seq.dropout import Dropout
 
 from .base import (
@@ -44,13 +49,13 @@ class TransformerState:
     self_caches: per decoder layer, the decoder self-attention memory of the positions so far
         (time on dim -2), None before the first step.
     cross_memories: per decoder layer, the prepared cross-attention keys/values of the source.
-    src_mask: [B, 1, S] bool, True = real source token.
+    src_mask: [B, 1, S] bool, True = real source token; None when the source has no padding.
     position: index of the next target position (0 for the BOS step).
     """
 
     self_caches: tuple[AttentionMemory | None, ...]
     cross_memories: tuple[AttentionMemory, ...]
-    src_mask: Tensor
+    src_mask: Tensor | None
     position: int
 
     def select(self, index: Tensor) -> TransformerState:
@@ -58,7 +63,7 @@ class TransformerState:
         return TransformerState(
             self_caches=tuple(None if c is None else c.select(index) for c in self.self_caches),
             cross_memories=tuple(m.select(index) for m in self.cross_memories),
-            src_mask=self.src_mask.index_select(0, index),
+            src_mask=None if self.src_mask is None else self.src_mask.index_select(0, index),
             position=self.position,
         )
 
@@ -117,8 +122,10 @@ class EncoderLayer(nn.Module):
         self.res_attn = Residual(dim=dim, dropout=dropout, pre_norm=pre_norm)
         self.res_ffn = Residual(dim=dim, dropout=dropout, pre_norm=pre_norm)
 
-    def forward(self, x: Tensor, mask: Tensor, need_weights: bool) -> tuple[Tensor, Tensor | None]:
-        """x [B, S, D], mask [B, 1, S] -> [B, S, D], weights [B, H, S, S] or None."""
+    def forward(
+        self, x: Tensor, mask: Tensor | None, need_weights: bool
+    ) -> tuple[Tensor, Tensor | None]:
+        """x [B, S, D], mask [B, 1, S] or None -> [B, S, D], weights [B, H, S, S] or None."""
         h = self.res_attn.enter(x)
         sub, weights = self.self_attn(h, h, h, mask=mask, need_weights=need_weights)
         x = self.res_attn.leave(x, sub)
@@ -149,7 +156,7 @@ class DecoderLayer(nn.Module):
         self.res_ffn = Residual(dim=dim, dropout=dropout, pre_norm=pre_norm)
 
     def _cross_and_ffn(
-        self, x: Tensor, memory: AttentionMemory, src_mask: Tensor, need_weights: bool
+        self, x: Tensor, memory: AttentionMemory, src_mask: Tensor | None, need_weights: bool
     ) -> tuple[Tensor, Tensor | None]:
         sub, weights = self.cross_attn(
             self.res_cross.enter(x), memory=memory, mask=src_mask, need_weights=need_weights
@@ -159,13 +166,16 @@ class DecoderLayer(nn.Module):
         return x, weights
 
     def forward(
-        self, x: Tensor, enc: Tensor, self_mask: Tensor, src_mask: Tensor, need_weights: bool
+        self, x: Tensor, enc: Tensor, src_mask: Tensor | None, need_weights: bool
     ) -> tuple[Tensor, Tensor | None, Tensor | None]:
-        """Teacher forcing: x [B, T, D], enc [B, S, D], self_mask [T, T] (causal),
-        src_mask [B, 1, S] -> x [B, T, D], self weights [B, H, T, T], cross weights
-        [B, H, T, S] (or None)."""
+        """Teacher forcing: x [B, T, D], enc [B, S, D], src_mask [B, 1, S] or None ->
+        x [B, T, D], self weights [B, H, T, T], cross weights [B, H, T, S] (or None).
+
+        The self-attention is causal. Target padding needs no key mask: pads only follow real
+        tokens, and causality already keeps every real position from attending to later ones.
+        """
         h = self.res_self.enter(x)
-        sub, w_self = self.self_attn(h, h, h, mask=self_mask, need_weights=need_weights)
+        sub, w_self = self.self_attn(h, h, h, causal=True, need_weights=need_weights)
         x = self.res_self.leave(x, sub)
         memory = self.cross_attn.memory(enc, enc)
         x, w_cross = self._cross_and_ffn(x, memory, src_mask, need_weights)
@@ -176,7 +186,7 @@ class DecoderLayer(nn.Module):
         x: Tensor,
         cache: AttentionMemory | None,
         memory: AttentionMemory,
-        src_mask: Tensor,
+        src_mask: Tensor | None,
         need_weights: bool,
     ) -> tuple[Tensor, AttentionMemory, Tensor | None, Tensor | None]:
         """One position: x [B, 1, D] -> x [B, 1, D], extended cache, self weights
@@ -184,6 +194,7 @@ class DecoderLayer(nn.Module):
         h = self.res_self.enter(x)
         new = self.self_attn.memory(h, h)
         cache = new if cache is None else cache.extend(new)
+        # The one query is the newest position: every cached key is in its past, no mask.
         sub, w_self = self.self_attn(h, memory=cache, need_weights=need_weights)
         x = self.res_self.leave(x, sub)
         x, w_cross = self._cross_and_ffn(x, memory, src_mask, need_weights)
@@ -276,7 +287,9 @@ class TransformerSeq2Seq(Seq2Seq):
         check_tokens("src", src, 2, max_len=self.max_positions, vocab_size=vocab)
         src = nonempty_src(src)
         src_mask = padding_mask(src)
-        mask = src_mask.unsqueeze(1)  # [B, 1, S]: padded keys are never attended
+        # One host sync per batch, not per layer: without padding no mask is needed at all.
+        padded = not bool(src_mask.all())
+        mask = src_mask.unsqueeze(1) if padded else None  # [B, 1, S]: pads are never attended
         x, weights = self._embed(self.src_embed, src), []
         for layer in self.encoder_layers:
             x, w = layer(x, mask, need_weights)
@@ -286,6 +299,7 @@ class TransformerSeq2Seq(Seq2Seq):
             states=x,
             src_mask=src_mask,
             weights={"encoder_self": stack_weights(weights)} if need_weights else {},
+            src_padded=padded,
         )
 
     def forward(
@@ -300,13 +314,10 @@ class TransformerSeq2Seq(Seq2Seq):
                 f"src and tgt_in batch sizes differ: {list(src.shape)} vs {list(tgt_in.shape)}"
             )
         encoded = self.encode(src, need_weights)
-        src_mask = encoded.src_mask.unsqueeze(1)  # [B, 1, S]
+        src_mask = _cross_mask(encoded)  # [B, 1, S] or None
         x, w_self, w_cross = self._embed(self.tgt_embed, tgt_in), [], []
-        # Target padding needs no key mask: pads only follow real tokens, and the causal
-        # mask already keeps every real position from attending to later ones.
-        self_mask = causal_mask(tgt_in.shape[1], device=tgt_in.device)  # [T, T]
         for layer in self.decoder_layers:
-            x, ws, wc = layer(x, encoded.states, self_mask, src_mask, need_weights)
+            x, ws, wc = layer(x, encoded.states, src_mask, need_weights)
             w_self.append(ws)
             w_cross.append(wc)
         logits = self.output(self.decoder_norm(x))  # [B, T, V]
@@ -325,7 +336,7 @@ class TransformerSeq2Seq(Seq2Seq):
             cross_memories=tuple(
                 layer.cross_attn.memory(states, states) for layer in self.decoder_layers
             ),
-            src_mask=encoded.src_mask.unsqueeze(1),
+            src_mask=_cross_mask(encoded),
             position=0,
         )
 
@@ -352,6 +363,11 @@ class TransformerSeq2Seq(Seq2Seq):
             return logits, new_state, {}
         weights = {"decoder_self": stack_step_weights(w_self), "cross": stack_step_weights(w_cross)}
         return logits, new_state, weights
+
+
+def _cross_mask(encoded: Encoded) -> Tensor | None:
+    """The key mask of attention over the source, [B, 1, S]; None when nothing is padding."""
+    return encoded.src_mask.unsqueeze(1) if encoded.src_padded else None
 
 
 def build_transformer(cfg: Any, src_vocab_size: int, tgt_vocab_size: int) -> TransformerSeq2Seq:
