@@ -16,6 +16,13 @@ exactly greedy search. A sentence is done when no slot is live, when its maximum
 reached (live hypotheses are then finalised without EOS), or when it has `n_best` finished
 hypotheses that no live one can beat: log-probabilities only decrease with length, so a live
 hypothesis with log-probability p can at best reach max(p / lp(n + 1), p / lp(max_len)).
+
+Host synchronisation. On CUDA every read of a device value on the host waits for the queued
+work, so a decoding step reads the device once: `_fetch` copies, in one transfer, the flags and
+scores the host needs to set finished hypotheses aside and to know how many rows stay live.
+Everything else stays on the device: the rows to keep are indexed with `nonzero_static` (the
+count is known on the host), the n_best-th finished score that stops beam search early is kept
+on the device, and finished hypotheses hold their tokens on the device until the search ends.
 """
 
 from __future__ import annotations
@@ -89,29 +96,31 @@ def greedy_search(
     if src.size(0) == 0:
         return []
     with _decoding(model):
-        n = src.size(0)
+        n, dev = src.size(0), src.device
         limit = _limits(model, src, max_len)
         encoded = model.encode(src, need_weights=need_weights)
         state = model.init_state(encoded)
         search = _Finished(encoded, src, n_best=1, alpha=0.0, need_weights=need_weights)
-        sent = torch.arange(n, device=src.device)  # original sentence of each live row
-        log_prob = torch.zeros(n, 1, device=src.device)
-        prev = torch.full((n,), BOS_ID, dtype=torch.long, device=src.device)
-        history = _History(n, src.device)
+        sent = list(range(n))  # original sentence of each live row
+        log_prob = torch.zeros(n, 1, device=dev)
+        prev = torch.full((n,), BOS_ID, dtype=torch.long, device=dev)
+        history = _History(n, dev)
         for t in range(int(limit.max())):
             logits, state, weights = model.step(prev, state, need_weights=need_weights)
             scores, _, tokens = _expand(log_prob, _log_probs(logits), 1)
-            rows = torch.arange(len(sent), device=src.device)
-            history.extend(rows, tokens[:, 0], weights)
+            history.extend(torch.arange(len(sent), device=dev), tokens[:, 0], weights)
             ended = (tokens[:, 0] == EOS_ID) | (t + 1 >= limit)
-            for row in ended.nonzero()[:, 0].tolist():
-                search.add(int(sent[row]), history, row, float(scores[row, 0]), t + 1)
-            keep = (~ended).nonzero()[:, 0]
-            if len(keep) == 0:
+            flags, values = _fetch(ended, scores[:, 0])
+            for row, flag in enumerate(flags):
+                if flag:
+                    search.add(sent[row], history, row, values[row], t + 1)
+            live = [row for row, flag in enumerate(flags) if not flag]
+            if not live:
                 break
-            if len(keep) < len(sent):
+            keep = _indices(~ended, len(live))
+            if len(live) < len(sent):
                 state, history = state.select(keep), history.select(keep)
-                sent, limit = sent[keep], limit[keep]
+                sent, limit = [sent[row] for row in live], limit[keep]
             log_prob, prev = scores[keep], tokens[keep, 0]
         return [hyps[0] for hyps in search.results()]
 
@@ -146,11 +155,12 @@ def beam_search(
         expand = torch.arange(n, device=dev).repeat_interleave(beam)  # [n * beam]
         state = model.init_state(encoded).select(expand)
         finished = _Finished(encoded, src, n_best=n_best, alpha=alpha, need_weights=need_weights)
-        sent = torch.arange(n, device=dev)  # original sentence of each live sentence
+        sent = list(range(n))  # original sentence of each live sentence
         # Cumulative log-probabilities [n, beam]; -inf marks a closed slot. All slots start
         # with the same prefix (BOS): only slot 0 is expanded at the first step.
         cum = torch.full((n, beam), float("-inf"), device=dev)
         cum[:, 0] = 0.0
+        best = torch.full((n, n_best), float("-inf"), device=dev)  # finished scores, best first
         open_slots = torch.full((n,), beam, dtype=torch.long, device=dev)
         prev = torch.full((n * beam,), BOS_ID, dtype=torch.long, device=dev)
         history = _History(n * beam, dev)
@@ -165,20 +175,26 @@ def beam_search(
             eos = valid & (tokens == EOS_ID)
             live = valid & ~eos
             at_limit = (t + 1 >= limit)[:, None]
-            for i, slot in (eos | (live & at_limit)).nonzero().tolist():
-                finished.add(int(sent[i]), history, i * beam + slot, float(scores[i, slot]), t + 1)
+            ending = eos | (live & at_limit)
+            best = _best_finished(best, ending, scores, t + 1, alpha)
             cum = scores.masked_fill(~live, float("-inf"))
             open_slots = open_slots - eos.sum(dim=1)
             done = ~live.any(dim=1) | at_limit[:, 0]
-            done |= _cannot_improve(cum, finished.kth_best(sent), t + 1, limit, alpha)
-            keep = (~done).nonzero()[:, 0]
-            if len(keep) == 0:
+            done |= _cannot_improve(cum, best[:, -1], t + 1, limit, alpha)
+            flags, values, stops = _fetch(ending, scores, done)
+            for row, flag in enumerate(flags):  # row = i * beam + slot
+                if flag:
+                    finished.add(sent[row // beam], history, row, values[row], t + 1)
+            going = [i for i, stop in enumerate(stops) if not stop]
+            if not going:
                 break
+            keep = _indices(~done, len(going))
             rows = (keep[:, None] * beam + rank).view(-1)
             with record_function("reorder state"):
                 state = state.select(origin[rows])
             history = history.select(rows)
-            sent, limit, cum, open_slots = sent[keep], limit[keep], cum[keep], open_slots[keep]
+            sent = [sent[i] for i in going]
+            limit, cum, best, open_slots = limit[keep], cum[keep], best[keep], open_slots[keep]
             prev = tokens.view(-1)[rows]
         return finished.results()
 
@@ -241,6 +257,27 @@ def _limits(model, src: Tensor, max_len: int | Tensor) -> Tensor:
     return limit.clamp(max=model.max_positions)
 
 
+def _fetch(*tensors: Tensor) -> list[list[float]]:
+    """The values of ``tensors`` (flags, scores) as flat host lists, in one device-to-host copy.
+
+    float64 holds float32 scores and 0/1 flags exactly, so the lists equal ``tensor.tolist()``.
+    """
+    flat = torch.cat([t.reshape(-1).to(torch.float64) for t in tensors]).tolist()
+    out, start = [], 0
+    for t in tensors:
+        out.append(flat[start : start + t.numel()])
+        start += t.numel()
+    return out
+
+
+def _indices(mask: Tensor, count: int) -> Tensor:
+    """The positions of the ``count`` True entries of the 1-D ``mask``, in order.
+
+    ``nonzero`` would wait for the device to learn the count; the host already knows it.
+    """
+    return torch.nonzero_static(mask, size=count)[:, 0]
+
+
 def _log_probs(logits: Tensor) -> Tensor:
     """[R, V] logits -> float32 log-probabilities; PAD and BOS are never produced."""
     log_probs = logits.float().log_softmax(dim=-1)
@@ -260,6 +297,20 @@ def _expand(cum: Tensor, log_probs: Tensor, k: int) -> tuple[Tensor, Tensor, Ten
     candidates = (cum[:, :, None] + log_probs.view(n, b, vocab)).view(n, b * vocab)
     scores, index = candidates.topk(k, dim=1)
     return scores, index // vocab, index % vocab
+
+
+def _best_finished(
+    best: Tensor, ending: Tensor, scores: Tensor, steps: int, alpha: float
+) -> Tensor:
+    """best [n, n_best] finished scores (best first, -inf where none) merged with the candidates
+    finishing now (``ending`` [n, B], log-probs ``scores`` [n, B] after ``steps`` tokens).
+
+    Their scores are computed as `Hypothesis.score` is (float64 division by the same penalty)
+    and rounded to float32, so the n_best-th equals the host's to the last bit.
+    """
+    new = (scores.double() / length_penalty(float(steps), alpha)).float()
+    new = new.masked_fill(~ending, float("-inf"))
+    return torch.cat([best, new], dim=1).topk(best.size(1), dim=1).values
 
 
 def _cannot_improve(cum: Tensor, kth: Tensor, steps: int, limit: Tensor, alpha: float) -> Tensor:
@@ -319,7 +370,11 @@ class _History:
 
 
 class _Finished:
-    """Finished hypotheses of every sentence of a search."""
+    """Finished hypotheses of every sentence of a search.
+
+    A hypothesis keeps its tokens on the device until `results`, which reads all of them in one
+    copy: setting a hypothesis aside during the search reads nothing from the device.
+    """
 
     def __init__(self, encoded, src: Tensor, *, n_best: int, alpha: float, need_weights: bool):
         self.n_best, self.alpha, self.need_weights = n_best, alpha, need_weights
@@ -329,29 +384,32 @@ class _Finished:
             if need_weights
             else {}
         )
-        self.hyps: list[list[Hypothesis]] = [[] for _ in range(src.size(0))]
-        self._kth = torch.full((src.size(0),), float("-inf"), device=src.device)
+        # Per sentence, best first: (hypothesis without its tokens, its tokens on the device).
+        self.found: list[list[tuple[Hypothesis, Tensor]]] = [[] for _ in range(src.size(0))]
 
     def add(self, sent: int, history: _History, row: int, log_prob: float, steps: int) -> None:
         """Finish the hypothesis in `row` of `history` after `steps` output steps."""
-        tokens = history.tokens[row].tolist()
-        if tokens and tokens[-1] == EOS_ID:
-            tokens = tokens[:-1]
         attention = None
         if self.need_weights:
             attention = {slot: w[sent] for slot, w in self.encoder_weights.items()}
             attention.update({slot: w[row] for slot, w in history.weights.items()})
             attention = _trim(attention, self.src_len[sent], steps)
         score = log_prob / length_penalty(float(steps), self.alpha)
-        hyps = self.hyps[sent]
-        hyps.append(Hypothesis(tokens=tokens, score=score, log_prob=log_prob, attention=attention))
-        hyps.sort(key=lambda h: h.score, reverse=True)
-        if len(hyps) >= self.n_best:
-            self._kth[sent] = hyps[self.n_best - 1].score
-
-    def kth_best(self, sent: Tensor) -> Tensor:
-        """[n] score of the n_best-th finished hypothesis of each sentence in `sent` (or -inf)."""
-        return self._kth[sent]
+        hyp = Hypothesis(tokens=[], score=score, log_prob=log_prob, attention=attention)
+        found = self.found[sent]
+        found.append((hyp, history.tokens[row].clone()))
+        found.sort(key=lambda pair: pair[0].score, reverse=True)
 
     def results(self) -> list[list[Hypothesis]]:
-        return [hyps[: self.n_best] for hyps in self.hyps]
+        """Up to n_best hypotheses per sentence, best first, with their tokens (without EOS)."""
+        kept = [found[: self.n_best] for found in self.found]
+        pairs = [pair for found in kept for pair in found]
+        if pairs:
+            flat = torch.cat([tokens for _, tokens in pairs]).tolist()
+            start = 0
+            for hyp, tokens in pairs:
+                hyp.tokens = flat[start : start + tokens.numel()]
+                start += tokens.numel()
+                if hyp.tokens and hyp.tokens[-1] == EOS_ID:
+                    hyp.tokens = hyp.tokens[:-1]
+        return [[hyp for hyp, _ in found] for found in kept]
