@@ -3,10 +3,13 @@
 Usage:
     python scripts/bench_attention.py                       # full run (several minutes)
     python scripts/bench_attention.py --sizes 32 128 --repeats 5 --threads 2
+    python scripts/bench_attention.py --device cuda --bf16 --causal
 
 Setting: multi-head self-attention, ``build_attention({"type": T, "heads": 4}, 256, 256)``,
-batch 32, 4 heads of 64, float32 (``--bf16``: under CPU bfloat16 autocast), no mask
-(``--causal``: a causal mask on both paths).
+batch 32, 4 heads of 64, float32 (``--bf16``: under bfloat16 autocast), no mask
+(``--causal``: causal attention on both paths, ``causal=True``: SDPA's ``is_causal`` on the
+fused path, a materialised causal mask on the explicit one), on the CPU (``--device cuda``:
+the GPU).
 The fused path is ``need_weights=False`` (``F.scaled_dot_product_attention``); the explicit
 path is ``need_weights=True`` (scores, float32 softmax, weights @ V: what a caller asking for
 weights gets). Two levels are measured:
@@ -21,10 +24,14 @@ What is reported:
 * time: median of ``--repeats`` forward + backward runs (``output.backward(grad)``), after
   ``--warmup`` runs; both paths run alternately in the same process, so a busy machine slows
   both alike. Speedup = explicit median / fused median.
-* peak memory: CPU tensors have no allocator statistics and tracemalloc does not see them, so
-  every (configuration, path) runs once in a fresh subprocess: after building the module and
-  inputs it reads its resident set size (VmRSS), resets the kernel's peak-RSS counter
-  (``/proc/self/clear_refs`` = 5), runs one forward + backward and reads the peak (VmHWM).
+* peak memory on CUDA: the allocator's peak of allocated memory during one forward + backward
+  (``torch.cuda.reset_peak_memory_stats``, then ``seq2seq.training.device.peak_memory_mib``)
+  minus what was allocated before it, in this process.
+* peak memory on the CPU: CPU tensors have no allocator statistics and tracemalloc does not
+  see them, so every (configuration, path) runs once in a fresh subprocess: after building the
+  module and inputs it reads its resident set size (VmRSS), resets the kernel's peak-RSS
+  counter (``/proc/self/clear_refs`` = 5), runs one forward + backward and reads the peak
+  (VmHWM).
   The figure is peak - baseline, the extra resident memory of one forward + backward. The
   child runs with ``MALLOC_MMAP_THRESHOLD_=65536`` so that freed tensors return to the OS at
   once and RSS follows live memory. A tiny forward + backward (B = 1, T = 8) runs first so that
@@ -52,34 +59,43 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from seq2seq.attention import build_attention, causal_mask
-from seq2seq.attention.kernel import expand_mask
+from seq2seq.attention import build_attention
+from seq2seq.training.device import peak_memory_mib, resolve_device
 
 D_MODEL, HEADS = 256, 4
 SCORE_TYPES = ("scaled_dot", "dot", "general", "additive")
 LEVELS = ("core", "module")
 
 
-def make_case(level: str, score_type: str, batch: int, size: int, causal: bool, bf16: bool):
+def make_case(
+    level: str,
+    score_type: str,
+    batch: int,
+    size: int,
+    causal: bool,
+    bf16: bool,
+    device: torch.device,
+):
     """(step(explicit) doing one forward + backward, whether a fused path exists)."""
     torch.manual_seed(0)
-    module = build_attention({"type": score_type, "heads": HEADS}, D_MODEL, D_MODEL)
-    grad = torch.randn(batch, size, D_MODEL)
-    mask = causal_mask(size) if causal else None
-    leaves = [torch.randn(batch, size, D_MODEL, requires_grad=True) for _ in range(3)]
+    module = build_attention({"type": score_type, "heads": HEADS}, D_MODEL, D_MODEL).to(device)
+    grad = torch.randn(batch, size, D_MODEL, device=device)
+    leaves = [
+        torch.randn(batch, size, D_MODEL, device=device, requires_grad=True) for _ in range(3)
+    ]
 
     def run_module(explicit: bool) -> tuple[torch.Tensor, torch.Tensor]:
         x = leaves[0]
-        context, _ = module(x, x, x, mask=mask, need_weights=explicit)
+        context, _ = module(x, x, x, causal=causal, need_weights=explicit)
         return context, grad
 
-    head_mask = expand_mask(mask, batch, size, size)
     head_grad = grad.view(batch, size, HEADS, -1).transpose(1, 2)
 
     def run_core(explicit: bool) -> tuple[torch.Tensor, torch.Tensor]:
         # [B, T, 256] -> [B, 4, T, 64], the layout the module's projections produce
         q, k, v = (x.view(batch, size, HEADS, -1).transpose(1, 2) for x in leaves)
-        context, _ = module.attend(q, module.score.prepare_keys(k), v, head_mask, explicit)
+        keys = module.score.prepare_keys(k)
+        context, _ = module.attend(q, keys, v, None, explicit, causal=causal)
         return context, head_grad
 
     run = run_core if level == "core" else run_module
@@ -88,9 +104,11 @@ def make_case(level: str, score_type: str, batch: int, size: int, causal: bool, 
         module.zero_grad(set_to_none=True)
         for x in leaves:
             x.grad = None
-        with torch.autocast(device_type="cpu", dtype=torch.bfloat16, enabled=bf16):
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16):
             context, output_grad = run(explicit)
         context.backward(output_grad.to(context.dtype))
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)  # time the work, not its launch
 
     return step, module.fused_scale is not None
 
@@ -119,10 +137,11 @@ def _status_kib(field: str) -> int:
 def memory_child(config: list[str], batch: int, causal: bool, bf16: bool) -> None:
     """Subprocess entry: print the extra peak RSS (MiB) of one forward + backward as JSON."""
     level, score_type, size, explicit = config
-    tiny, _ = make_case(level, score_type, 1, 8, causal, bf16)
+    cpu = torch.device("cpu")
+    tiny, _ = make_case(level, score_type, 1, 8, causal, bf16, cpu)
     tiny(explicit == "1")  # start thread pools and kernel caches outside the measurement
     del tiny
-    step, _ = make_case(level, score_type, batch, int(size), causal, bf16)
+    step, _ = make_case(level, score_type, batch, int(size), causal, bf16, cpu)
     try:
         baseline = _status_kib("VmRSS")
         Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
@@ -133,6 +152,15 @@ def memory_child(config: list[str], batch: int, causal: bool, bf16: bool) -> Non
         step(explicit == "1")
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(json.dumps({"peak_mib": (peak - baseline) / 1024}))
+
+
+def gpu_memory(step: Callable[[bool], None], explicit: bool, device: torch.device) -> float:
+    """Extra peak GPU memory (MiB) of one forward + backward over what was allocated before."""
+    step(explicit)  # kernel selection and workspaces outside the measurement
+    torch.cuda.reset_peak_memory_stats(device)
+    baseline = torch.cuda.memory_allocated(device) / 2**20
+    step(explicit)
+    return peak_memory_mib(device) - baseline
 
 
 def measure_memory(args, level: str, score_type: str, size: int, explicit: bool) -> float:
@@ -148,12 +176,18 @@ def measure_memory(args, level: str, score_type: str, size: int, explicit: bool)
 
 def bench_row(args, level: str, score_type: str, size: int) -> str:
     """One Markdown table row: time and memory of both paths of one configuration."""
-    step, has_fused = make_case(level, score_type, args.batch, size, args.causal, args.bf16)
+    step, has_fused = make_case(
+        level, score_type, args.batch, size, args.causal, args.bf16, args.device
+    )
     paths = [False, True] if has_fused else [True]
     times = time_paths(step, paths, args.warmup, args.repeats)
-    del step
     memory = {}
-    if not args.no_memory:
+    if args.no_memory:
+        pass
+    elif args.device.type == "cuda":
+        memory = {e: gpu_memory(step, e, args.device) for e in paths}
+    else:
+        del step  # the CPU figures come from fresh processes: free this one's tensors first
         memory = {e: measure_memory(args, level, score_type, size, e) for e in paths}
     dash = "—"
     cells = [level, score_type, str(size)]
@@ -165,10 +199,13 @@ def bench_row(args, level: str, score_type: str, size: int) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
-HEADER = (
-    "| level | type | T | fused ms | explicit ms | speedup | fused peak MiB "
-    "| explicit peak MiB | memory ratio |\n|---|---|---|---|---|---|---|---|---|"
-)
+def header(device: torch.device) -> str:
+    """The Markdown table header; peak memory is the GPU's on CUDA, resident memory otherwise."""
+    peak = "peak GPU MiB" if device.type == "cuda" else "peak MiB"
+    return (
+        f"| level | type | T | fused ms | explicit ms | speedup | fused {peak} "
+        f"| explicit {peak} | memory ratio |\n|---|---|---|---|---|---|---|---|---|"
+    )
 
 
 def parse_args() -> argparse.Namespace:
@@ -179,8 +216,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=2, help="untimed runs per path")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--causal", action="store_true", help="pass a causal mask to both paths")
-    parser.add_argument("--bf16", action="store_true", help="run under CPU bfloat16 autocast")
+    parser.add_argument("--causal", action="store_true", help="causal attention on both paths")
+    parser.add_argument("--bf16", action="store_true", help="run under bfloat16 autocast")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--no-memory", action="store_true", help="skip the memory subprocesses")
     parser.add_argument("--memory-child", nargs=4, help=argparse.SUPPRESS)
     return parser.parse_args()
@@ -192,18 +230,20 @@ def main() -> None:
     if args.memory_child:
         memory_child(args.memory_child, args.batch, args.causal, args.bf16)
         return
+    args.device = resolve_device(args.device)
     precision = "bf16 autocast" if args.bf16 else "float32"
     mask = "causal" if args.causal else "none"
     print(
-        f"torch {torch.__version__}, threads {args.threads}, batch {args.batch}, "
+        f"torch {torch.__version__}, {args.device}, threads {args.threads}, batch {args.batch}, "
         f"d_model {D_MODEL}, heads {HEADS}, {precision}, mask {mask}; "
         f"forward + backward, median of {args.repeats}\n"
     )
-    print("multi-head scaled_dot, fused vs explicit:\n\n" + HEADER, flush=True)
+    print("multi-head scaled_dot, fused vs explicit:\n\n" + header(args.device), flush=True)
     for level in LEVELS:
         for size in args.sizes:
             print(bench_row(args, level, "scaled_dot", size), flush=True)
-    print(f"\nevery score type (multi-head), T = {args.score_size}:\n\n" + HEADER, flush=True)
+    title = f"\nevery score type (multi-head), T = {args.score_size}:\n\n"
+    print(title + header(args.device), flush=True)
     for level in LEVELS:
         for score_type in SCORE_TYPES:
             print(bench_row(args, level, score_type, args.score_size), flush=True)

@@ -5,6 +5,7 @@ Usage:
                                                               # else ../shared/data/multi30k
     python scripts/bench_decode.py RUN_DIR --data DIR --limit 100 --precision fp32 --json
     python scripts/bench_decode.py RUN_DIR --profile runs/profile/decode   # torch.profiler
+    python scripts/bench_decode.py RUN_DIR --device cuda      # on the GPU (default: the CPU)
 
 What is measured:
 * throughput: greedy and beam 5 at batch sizes 1 and 64 through `Translator` (subword encoding,
@@ -12,8 +13,9 @@ What is measured:
   (`data.src_lang` of the run's config). Batch size 1 runs on the first --limit sentences.
   Reported: sentences/s, target tokens/s (subword tokens of the outputs, EOS included) and the
   peak resident memory of the configuration (VmHWM after resetting the peak counter through
-  /proc/self/clear_refs; elsewhere the process-wide ru_maxrss, which can only overstate it).
-  One untimed warm-up batch runs before each configuration.
+  /proc/self/clear_refs; elsewhere the process-wide ru_maxrss, which can only overstate it),
+  and on CUDA the peak GPU memory allocated by tensors (`torch.cuda.max_memory_allocated`
+  after `reset_peak_memory_stats`). One untimed warm-up batch runs before each configuration.
 * cost per output token: one batch of --steps-batch sentences is encoded once, then the decoder
   is stepped --steps times feeding its own argmax but never stopping at EOS (outputs forced to
   be long); the table shows the mean time of a step in windows of steps. With decoder caches
@@ -40,7 +42,7 @@ from seq2seq.checkpoint import load_run
 from seq2seq.data import collate_src, read_lines
 from seq2seq.inference.translate import Translator, resolve_precision
 from seq2seq.profiling import profiled
-from seq2seq.training.device import configure_threads
+from seq2seq.training.device import configure_threads, peak_memory_mib, resolve_device
 from seq2seq.vocab import BOS_ID, EOS_ID
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,8 +61,12 @@ def find_test_file(data: Path | None, lang: str) -> Path:
     )
 
 
-def reset_peak_memory() -> bool:
+def reset_peak_memory(device: torch.device) -> bool:
+    """Resets the peak counters (resident memory, and the GPU's on CUDA); False when the
+    resident peak cannot be reset here."""
     release_freed_memory()  # the heap keeps freed blocks (retain_freed_memory): return them first
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
     try:
         Path("/proc/self/clear_refs").write_text("5")
         return True
@@ -68,7 +74,7 @@ def reset_peak_memory() -> bool:
         return False
 
 
-def peak_memory_mib(reset_ok: bool) -> float:
+def peak_rss_mib(reset_ok: bool) -> float:
     if reset_ok:
         for line in Path("/proc/self/status").read_text().splitlines():
             if line.startswith("VmHWM:"):
@@ -92,9 +98,9 @@ def make_translator(run, *, beam: int, batch_size: int, precision: str) -> Trans
 def throughput(run, lines: list[str], *, beam: int, batch_size: int, precision: str) -> dict:
     translator = make_translator(run, beam=beam, batch_size=batch_size, precision=precision)
     list(translator.translate(lines[:batch_size]))  # warm-up
-    reset_ok = reset_peak_memory()
+    reset_ok = reset_peak_memory(translator.device)
     start = time.perf_counter()
-    outputs = list(translator.translate(lines))
+    outputs = list(translator.translate(lines))  # its strings are on the host: work finished
     seconds = time.perf_counter() - start
     tokens = sum(len(t.tokens) + 1 for t in outputs)  # + EOS (or the step cut at max_len)
     return {
@@ -104,28 +110,32 @@ def throughput(run, lines: list[str], *, beam: int, batch_size: int, precision: 
         "seconds": seconds,
         "sent_per_s": len(lines) / seconds,
         "tok_per_s": tokens / seconds,
-        "peak_mib": peak_memory_mib(reset_ok),
+        "peak_mib": peak_rss_mib(reset_ok),
+        "peak_gpu_mib": peak_memory_mib(translator.device),
     }
 
 
 def step_costs(run, lines: list[str], *, steps: int, batch: int, precision: str) -> list[float]:
     """Seconds per decoder step at steps 1..`steps`, never stopping at EOS."""
     model = run.model
-    ids = [ids[: model.max_positions] for ids in run.tokenizer.encode_src_batch(lines[:batch])]
-    src = collate_src(ids)
-    dtype = resolve_precision(precision, torch.device("cpu"))
+    device = next(model.parameters()).device
+    ids = [ids[: model.max_positions - 1] for ids in run.tokenizer.encode_src_batch(lines[:batch])]
+    src = collate_src(ids).to(device)
+    dtype = resolve_precision(precision, device)
     times = []
     with (
         torch.inference_mode(),
-        torch.autocast("cpu", dtype=dtype or torch.bfloat16, enabled=dtype is not None),
+        torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None),
     ):
         state = model.init_state(model.encode(src))
-        prev = torch.full((src.size(0),), BOS_ID, dtype=torch.long)
+        prev = torch.full((src.size(0),), BOS_ID, dtype=torch.long, device=device)
         for _ in range(min(steps, model.max_positions)):
             start = time.perf_counter()
             logits, state, _ = model.step(prev, state)
             logits[:, EOS_ID] = float("-inf")
             prev = logits.argmax(dim=-1)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)  # time the step, not its launch
             times.append(time.perf_counter() - start)
     return times
 
@@ -138,6 +148,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-sentences", type=int, help="use only the first N sentences")
     parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto")
     parser.add_argument("--threads", type=int, help="torch threads (default: all cores)")
+    parser.add_argument(
+        "--device", choices=("auto", "cpu", "cuda"), default="cpu", help="as train.device"
+    )
     parser.add_argument("--steps", type=int, default=100, help="steps of the per-token check")
     parser.add_argument("--steps-batch", type=int, default=64, help="batch of the check")
     parser.add_argument("--json", action="store_true", help="print JSON lines only")
@@ -153,7 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     # over-long lines are truncated (and warned about) at every repetition: warn once here
     logging.getLogger("seq2seq.inference.translate").setLevel(logging.ERROR)
     threads = configure_threads(args.threads)
-    run = load_run(args.run, device="cpu")
+    device = resolve_device(args.device)
+    run = load_run(args.run, device=device)
     path = find_test_file(args.data, run.config.data.src_lang)
     lines = [line for line in read_lines(path) if line.strip()][: args.max_sentences]
     too_long = sum(
@@ -167,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.json:
         print(
             f"{args.run}: {run.config.model.arch}, {path} ({len(lines)} sentences), "
-            f"{threads} threads, precision {args.precision}"
+            f"{device}, {threads} threads, precision {args.precision}"
         )
     if args.profile:
         translator = make_translator(run, beam=5, batch_size=64, precision=args.precision)
@@ -186,12 +200,14 @@ def main(argv: list[str] | None = None) -> int:
                 throughput(run, subset, beam=beam, batch_size=batch_size, precision=args.precision)
             )
             row = rows[-1]
+            gpu = row["peak_gpu_mib"]
             print(
                 json.dumps(row)
                 if args.json
                 else f"{row['search']:>7}  batch {batch_size:>3}  {row['sentences']:>5} sent  "
                 f"{row['sent_per_s']:8.1f} sent/s  {row['tok_per_s']:9.1f} tok/s  "
                 f"peak {row['peak_mib']:7.0f} MiB"
+                + ("" if gpu is None else f"  peak GPU {gpu:7.0f} MiB")
             )
     times = step_costs(
         run, lines, steps=args.steps, batch=args.steps_batch, precision=args.precision

@@ -15,6 +15,7 @@ import yaml
 from seq2seq.checkpoint import load_checkpoint, save_checkpoint
 from seq2seq.cli import main
 from seq2seq.config import load_config
+from seq2seq.experiments.report import COLUMNS, table_row
 from seq2seq.experiments.runner import read_segments, valid_times
 from seq2seq.viz.common import PlotError
 from seq2seq.viz.compare import plot_bleu_vs_time
@@ -126,6 +127,7 @@ def test_report_numbers_match_the_runs(
             assert f"`{scores[key]}`" in report
         peak = float(row["peak RSS"].removesuffix(" MiB").replace(",", ""))
         assert 20 < peak < 16_000
+        assert row["peak GPU"] == "-"  # trained on the CPU
         assert re.fullmatch(r"(\d+m)?\d+s", row["train time"])
     assert "seq2seq compare " in report and "--max-time 5m" in report
     assert "--set train.max_steps=4" in report and "VmHWM" in report
@@ -149,6 +151,8 @@ def test_results_json_and_figures(compared: Path) -> None:
         assert 0 < curve[0]["seconds"] < curve[1]["seconds"] < variant["train_wall_seconds"]
         assert (run_dir / "compare_result.json").is_file()
         (segment,) = variant["segments"]
+        assert segment["peak_gpu_mib"] is None and variant["peak_gpu_mib"] is None
+        assert variant["device"] == "cpu"  # evaluated where it trained (train.device: cpu)
         assert segment["max_time"] == "5m" and not segment["resumed"]
         assert segment["exit_code"] == 0 and segment["start_step"] == 0
     import matplotlib.image
@@ -312,3 +316,22 @@ def test_describe_model_names_arch_style_and_slots(workspace: Path) -> None:
     assert describe_model(cfg.model) == (
         "transformer: enc-self scaled_dot/2h, dec-self scaled_dot/2h, cross additive"
     )
+
+
+def test_report_row_shows_peak_gpu_memory() -> None:
+    result = {
+        "variant": "v",
+        "model": "m",
+        "parameters": 1234,
+        "steps": 5,
+        "tgt_tok_per_s_median": 100.0,
+        "valid_bleu_best": 1.0,
+        "scores": {k: {"score": 1.0} for k in ("bleu", "bleu_lowercase", "chrf")},
+        "peak_rss_kib": 2048 * 1024,
+        "peak_gpu_mib": 1536.4,
+        "train_wall_seconds": 65,
+    }
+    row = dict(zip(COLUMNS, table_row(result), strict=True))
+    assert (row["peak RSS"], row["peak GPU"]) == ("2,048 MiB", "1,536 MiB")
+    del result["peak_gpu_mib"]  # a result stored by an older comparison
+    assert dict(zip(COLUMNS, table_row(result), strict=True))["peak GPU"] == "-"

@@ -105,15 +105,21 @@ def finished_result(variant: Variant) -> dict[str, Any] | None:
 
 
 def evaluate_variant(variant: Variant, *, beam: int) -> dict[str, Any]:
-    """Test scores of the variant's best.pt and the numbers of its training run."""
+    """Test scores of the variant's best.pt and the numbers of its training run.
+
+    The test set is translated on the device the variant trained on (its ``train.device``,
+    resolved as the trainer does: ``auto`` is CUDA when present).
+    """
     from seq2seq.data import read_parallel
     from seq2seq.evaluation.metrics import corpus_scores
     from seq2seq.inference.translate import build_translator
+    from seq2seq.training.device import resolve_device
 
     run_dir = variant.run_dir
     test = variant.config.data.test
     src, refs = read_parallel(test.src, test.tgt)
-    run = load_run(run_dir)
+    device = resolve_device(variant.config.train.device)
+    run = load_run(run_dir, device=device)
     translator = build_translator(run, beam=beam, n_best=1, precision=PRECISION)
     hyps = [t.text for t in translator.translate(src)]
     scores = corpus_scores(hyps, refs)
@@ -127,6 +133,7 @@ def evaluate_variant(variant: Variant, *, beam: int) -> dict[str, Any]:
     ]
     bleus = [b for _, _, b in curve if b is not None]
     peaks = [s["peak_rss_kib"] for s in segments if s.get("peak_rss_kib") is not None]
+    gpu_peaks = [s["peak_gpu_mib"] for s in segments if s.get("peak_gpu_mib") is not None]
     last = load_checkpoint(run_dir / "last.pt")
     return {
         "variant": variant.name,
@@ -146,6 +153,7 @@ def evaluate_variant(variant: Variant, *, beam: int) -> dict[str, Any]:
             "checkpoint": str(run.checkpoint_path),
         },
         "beam": beam,
+        "device": device.type,
         "precision": translator.precision,
         "scores": {
             name: {"score": s.score, "signature": s.signature} for name, s in scores.items()
@@ -154,6 +162,7 @@ def evaluate_variant(variant: Variant, *, beam: int) -> dict[str, Any]:
         "memory_source": next(
             (s["memory_source"] for s in segments if s.get("memory_source")), None
         ),
+        "peak_gpu_mib": max(gpu_peaks) if gpu_peaks else None,
         "train_wall_seconds": sum(s["wall_seconds"] for s in segments),
         "train_seconds": next((t for _, t, _ in reversed(curve) if t is not None), None),
         "segments": segments,

@@ -28,6 +28,7 @@ COLUMNS = (
     "test BLEU (lc)",
     "test chrF",
     "peak RSS",
+    "peak GPU",
     "train time",
 )
 SCORES = (("bleu", "BLEU"), ("bleu_lowercase", "BLEU, lowercased"), ("chrf", "chrF"))
@@ -44,11 +45,16 @@ How the columns are measured:
 - **valid BLEU (best)**: the best greedy BLEU of the validations during training (sacrebleu,
   cased, on the first `train.valid_max_sentences` validation sentences).
 - **test BLEU / chrF**: sacrebleu on the detokenized translations of the test set (`data.test`)
-  by the run's `best.pt` (best validation BLEU), beam search as listed above; "lc" is BLEU on
-  lowercased text (sacrebleu `--lowercase`). The same numbers as `seq2seq evaluate RUN_DIR`.
+  by the run's `best.pt` (best validation BLEU) on the variant's training device, beam search
+  as listed above; "lc" is BLEU on lowercased text (sacrebleu `--lowercase`). The same numbers
+  as `seq2seq evaluate RUN_DIR` on that device.
 - **peak RSS**: the high-water mark of the resident memory (`VmHWM`) of the `seq2seq train`
   process of the variant, read when it exits. Every variant trains in a process of its own, so
   the number is the variant's alone (the largest over its processes when it was resumed).
+- **peak GPU**: on CUDA, the peak memory allocated by tensors on the training GPU
+  (`torch.cuda.max_memory_allocated`) in the same process(es), read when it exits: what the
+  training needed, without the allocator's cache and the CUDA context that `nvidia-smi` adds;
+  "-" for a variant trained on the CPU.
 - **train time**: wall-clock time of the variant's training process(es) from start to exit:
   start-up, subword model, training, validations and checkpoints. The budget (`train.max_time`)
   is checked by the trainer from the start of its loop, so this exceeds it a little; the
@@ -148,6 +154,7 @@ def table_row(r: dict[str, Any]) -> list[str]:
     """The report's cells of one variant's result."""
     scores = r["scores"]
     peak = r["peak_rss_kib"]
+    gpu_peak = r.get("peak_gpu_mib")  # absent from results of older comparisons
     return [
         r["variant"],
         r["model"],
@@ -159,6 +166,7 @@ def table_row(r: dict[str, Any]) -> list[str]:
         f"{scores['bleu_lowercase']['score']:.2f}",
         f"{scores['chrf']['score']:.2f}",
         "-" if peak is None else f"{peak / 1024:,.0f} MiB",
+        "-" if gpu_peak is None else f"{gpu_peak:,.0f} MiB",
         format_duration(r["train_wall_seconds"]),
     ]
 
@@ -188,7 +196,7 @@ def report_markdown(
         lines.append(
             f"- {r['variant']}: `{r['config_path']}`, test `{test['src']}` "
             f"({test['sentences']} sentences), beam {r['beam']}, "
-            f"{r['precision']}, stopped: {r['stop_reason'] or 'unknown'}"
+            f"{r.get('device', 'cpu')} {r['precision']}, stopped: {r['stop_reason'] or 'unknown'}"
         )
     lines += ["", "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     lines += [

@@ -1,14 +1,13 @@
 """Training one variant of a comparison in a process of its own, and resuming it.
 
 Each training run is one *segment*: a ``seq2seq train`` process started through
-:mod:`seq2seq.experiments.measure`. Segments are logged in ``RUN_DIR/compare_train.json``
-(exit code, wall time, peak memory, the step it started from). A variant is trained when its
-last segment exited with 0. Otherwise the next comparison continues it: with ``--resume`` from
+:mod:`seq2seq.experiments.measure`. Segments are logged in ``RUN_DIR/compare_train.json`` (exit
+code, wall time, peak memory, peak GPU memory, the step it started from). A variant is trained when
+its last segment exited with 0. Otherwise the next comparison continues it: with ``--resume`` from
 its ``last.pt`` and the budget that is left, i.e. ``--max-time`` minus the training time that
 produced ``last.pt`` (the trainer counts ``train.max_time`` over resumed sessions from the
-checkpoint's ``train_seconds``; the time since the last checkpoint was lost with the
-interruption); with
-``--overwrite`` when the run never reached its first checkpoint.
+checkpoint's ``train_seconds``; the time since the last checkpoint was lost with the interruption);
+with ``--overwrite`` when the run never reached its first checkpoint.
 """
 
 from __future__ import annotations
@@ -175,6 +174,7 @@ def _segment(
         "wall_seconds": wall,
         "peak_rss_kib": stats.get("peak_rss_kib"),
         "memory_source": stats.get("memory_source"),
+        "peak_gpu_mib": stats.get("peak_gpu_mib"),
     }
 
 
