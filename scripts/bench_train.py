@@ -34,7 +34,12 @@ from seq2seq.config import load_config
 from seq2seq.data import Tokenizer
 from seq2seq.data.prepared import prepare
 from seq2seq.profiling import profiled
-from seq2seq.training.device import configure_threads, peak_memory_mib, resolve_device
+from seq2seq.training.device import (
+    configure_threads,
+    peak_memory_mib,
+    resolve_device,
+    set_tf32,
+)
 from seq2seq.training.distributed import DistInfo
 from seq2seq.training.precision import Precision, resolve_precision
 from seq2seq.training.rundir import MetricsLog
@@ -68,6 +73,7 @@ def matmul_rate(
 def build(cfg, run_dir: Path) -> Session:
     """A training session on the config's data, prepared in ``run_dir`` (no validation)."""
     device = resolve_device(cfg.train.device)
+    set_tf32(cfg.train.tf32)
     if device.type == "cpu":
         configure_threads(cfg.train.threads)
     data = prepare(cfg, run_dir, progress=False)

@@ -79,19 +79,29 @@ class TextStream:
     ``for lines in TextStream(path)`` yields lists of lines without their terminators, about
     ``block_bytes`` of text at a time, the same lines as ``read_lines``. A line that is not
     UTF-8 raises DataError with the file and its 1-based line number, as does an empty or
-    corrupt file. After a complete pass, ``lines`` is the number of lines and ``sha256`` the
-    digest of the file's bytes as stored (the compressed bytes of a .gz file).
+    corrupt file. After a complete pass, ``len(stream)`` is the number of lines and ``sha256``
+    the digest of the file's bytes as stored (the compressed bytes of a .gz file).
+    ``raw_blocks()`` gives the same blocks undecoded, and ``take(indices)`` the lines at some
+    line numbers (another pass), which makes a stream a ``SampleSource`` for the tokenizer.
     """
 
     def __init__(self, path: str | os.PathLike[str], *, block_bytes: int = BLOCK_BYTES) -> None:
         self.path = Path(path)
         self.block_bytes = block_bytes
-        self.lines = 0
+        self.lines = 0  # decoded so far by iteration
         self.sha256: str | None = None
+        self._read_lines = 0  # line terminators read so far
 
-    def __iter__(self) -> Iterator[list[str]]:
+    def __len__(self) -> int:
+        if self.sha256 is None:
+            raise RuntimeError(f"{self.path}: lines are counted by a complete pass first")
+        return self.lines
+
+    def raw_blocks(self) -> Iterator[bytes]:
+        """Blocks of whole lines as stored (UTF-8 not checked), each ending with a newline (one
+        is added to a last line without it)."""
         digest = hashlib.sha256()
-        self.lines, self.sha256 = 0, None
+        self.sha256, self._read_lines = None, 0
         _check_file(self.path)
         with open(self.path, "rb") as raw:
             reader = _HashingReader(raw, digest)
@@ -99,28 +109,46 @@ class TextStream:
                 gzip.GzipFile(fileobj=reader, mode="rb") if self.path.suffix == ".gz" else reader
             )
             carry = b""
-            while True:
-                data = self._read(stream)
-                if not data:
-                    break
+            while data := self._read(stream):
                 data = carry + data
                 cut = data.rfind(b"\n") + 1
                 carry = data[cut:]
                 if cut:
-                    yield self._split(data[: cut - 1])
+                    self._read_lines += data.count(b"\n", 0, cut)
+                    yield data[:cut]
             if carry:
-                yield self._split(carry)
+                yield carry + b"\n"
+        self.sha256 = digest.hexdigest()
+
+    def __iter__(self) -> Iterator[list[str]]:
+        self.lines = 0
+        for block in self.raw_blocks():
+            yield self._split(block[:-1])
         if self.lines == 0:
             raise DataError(f"{self.path}: file is empty; expected one sentence per line")
-        self.sha256 = digest.hexdigest()
+
+    def take(self, indices: Any) -> list[str]:
+        """The lines at the increasing line numbers ``indices`` (0-based), in one more pass."""
+        indices = list(indices)
+        out: list[str] = []
+        start = position = 0
+        for block in TextStream(self.path, block_bytes=self.block_bytes):
+            end = start + len(block)
+            while position < len(indices) and indices[position] < end:
+                out.append(block[indices[position] - start])
+                position += 1
+            if position == len(indices):
+                break
+            start = end
+        return out
 
     def _read(self, stream: Any) -> bytes:
         try:
             return stream.read(self.block_bytes)
         except (OSError, EOFError, zlib.error) as e:
             raise DataError(
-                f"{self.path}: cannot read after line {self.lines} ({e}); expected a plain text"
-                " file or a valid .gz file"
+                f"{self.path}: cannot read after line {self._read_lines} ({e}); expected a plain"
+                " text file or a valid .gz file"
             ) from None
 
     def _split(self, data: bytes) -> list[str]:
@@ -132,13 +160,20 @@ class TextStream:
             start, end = data.rfind(b"\n", 0, e.start) + 1, data.find(b"\n", e.start)
             _decode(data[start : end if end >= 0 else len(data)], str(self.path), lineno)
             raise  # not reached: _decode raised DataError for this line
-        lines = text.split("\n")
-        if "\r" in text:
-            lines = [line[:-1] if line.endswith("\r") else line for line in lines]
-        if self.lines == 0 and lines[0].startswith(_BOM):
-            lines[0] = lines[0][1:]
+        lines = split_lines(text, first=self.lines == 0)
         self.lines += len(lines)
         return lines
+
+
+def split_lines(text: str, *, first: bool) -> list[str]:
+    """Lines of decoded text without a final terminator: split at "\\n", a "\\r" before it
+    dropped, and a byte-order mark dropped from the file's ``first`` line."""
+    lines = text.split("\n")
+    if "\r" in text:
+        lines = [line[:-1] if line.endswith("\r") else line for line in lines]
+    if first and lines[0].startswith(_BOM):
+        lines[0] = lines[0][1:]
+    return lines
 
 
 def read_lines(path: str | os.PathLike[str]) -> list[str]:

@@ -45,7 +45,7 @@ import torch
 from tqdm import tqdm
 
 from seq2seq.data.batching import Batch
-from seq2seq.data.io import DataError, TextStream
+from seq2seq.data.io import DataError, TextStream, split_lines
 from seq2seq.data.tokenizer import JOINT_MODEL, SRC_MODEL, TGT_MODEL, Tokenizer
 from seq2seq.vocab import BOS_ID, EOS_ID, PAD_ID
 
@@ -58,7 +58,7 @@ FORMAT_VERSION = 1
 PREPARED_DIR = "prepared"
 HEADER = "header.json"
 SIDES = ("src", "tgt")
-CHUNK_LINES = 20_000  # sentence pairs sent to an encoding worker at a time
+CHUNK_LINES = 50_000  # sentence pairs sent to an encoding worker at a time (at most)
 
 
 class StaleDataError(DataError):
@@ -294,15 +294,11 @@ def build(
     streams = {side: TextStream(path) for side, path in paths.items()}
     started = time.perf_counter()
     train_subwords = tokenizer is None
-    with _bar(progress, "checking + sampling" if train_subwords else "checking") as bar:
-        lines = {side: _counted(streams[side], bar) for side in SIDES}
-        if train_subwords:
-            tokenizer = Tokenizer.train(
-                data.tokenizer, lines["src"], lines["tgt"], seed=cfg.train.seed
-            )
-        else:
-            for side in SIDES:
-                collections.deque(lines[side], maxlen=0)
+    with _bar(progress, "checking") as bar:
+        for side in SIDES:
+            for block in streams[side]:
+                if bar is not None:
+                    bar.update(len(block))
     counts = {side: streams[side].lines for side in SIDES}
     if counts["src"] != counts["tgt"]:
         raise DataError(
@@ -310,12 +306,12 @@ def build(
             f" {paths['tgt']} has {counts['tgt']}; expected the same number of lines (one"
             " sentence pair per line)"
         )
-    logger.info(
-        "checked %s sentence pairs%s in %.1f s",
-        f"{counts['src']:,}",
-        " and trained the subword model" if train_subwords else "",
-        time.perf_counter() - started,
-    )
+    logger.info("checked %s sentence pairs in %.1f s", f"{counts['src']:,}", _since(started))
+    if train_subwords:
+        tokenizer = Tokenizer.train(
+            data.tokenizer, streams["src"], streams["tgt"], seed=cfg.train.seed
+        )
+        logger.info("trained the subword model (%.1f s so far)", _since(started))
     sources = {
         side: {
             "path": str(paths[side]),
@@ -371,11 +367,8 @@ def build(
         )
 
 
-def _counted(stream: TextStream, bar: tqdm | None) -> Iterator[str]:
-    for block in stream:
-        if bar is not None:
-            bar.update(len(block))
-        yield from block
+def _since(started: float) -> float:
+    return time.perf_counter() - started
 
 
 @contextlib.contextmanager
@@ -430,8 +423,7 @@ def _encode(
     max_len = cfg.data.max_len
     dtype = smallest_uint(max(tokenizer.src_vocab_size, tokenizer.tgt_vocab_size) - 1)
     streams = {side: TextStream(paths[side]) for side in SIDES}
-    lines = {side: itertools.chain.from_iterable(streams[side]) for side in SIDES}
-    chunks = iter(lambda: _next_chunk(lines, paths), None)
+    chunks = _pair_chunks(streams, paths)
     lengths: dict[str, list[np.ndarray]] = {side: [] for side in SIDES}
     dropped = {"too_long": 0, "empty_source": 0}
     files: dict[str, dict[str, Any]] = {}
@@ -485,14 +477,30 @@ def _write_npy(path: Path, array: np.ndarray) -> dict[str, Any]:
     return {"size": writer.size, "sha256": writer.digest.hexdigest()}
 
 
-def _next_chunk(
-    lines: dict[str, Iterator[str]], paths: dict[str, Path]
-) -> tuple[list[str], list[str]] | None:
-    src = list(itertools.islice(lines["src"], CHUNK_LINES))
-    tgt = list(itertools.islice(lines["tgt"], CHUNK_LINES))
-    if len(src) != len(tgt):
-        raise DataError(f"{paths['src']} and {paths['tgt']} changed while being prepared")
-    return (src, tgt) if src else None
+def _pair_chunks(
+    streams: dict[str, TextStream], paths: dict[str, Path]
+) -> Iterator[tuple[bytes, bytes, bool]]:
+    """(source bytes, target bytes, first chunk?) of the same whole lines of both files: the
+    undecoded text that a worker decodes, so that this process only reads and cuts."""
+    blocks = {side: streams[side].raw_blocks() for side in SIDES}
+    rest = {side: b"" for side in SIDES}
+    first = True
+    while True:
+        for side in SIDES:
+            if not rest[side]:
+                rest[side] = next(blocks[side], b"")
+        if not (rest["src"] and rest["tgt"]):
+            if rest["src"] or rest["tgt"]:
+                raise DataError(f"{paths['src']} or {paths['tgt']} changed while being prepared")
+            return
+        ends = {
+            side: np.flatnonzero(np.frombuffer(rest[side], dtype=np.uint8) == 10) for side in SIDES
+        }
+        n = min(len(ends["src"]), len(ends["tgt"]), CHUNK_LINES)
+        cut = {side: int(ends[side][n - 1]) + 1 for side in SIDES}
+        yield rest["src"][: cut["src"]], rest["tgt"][: cut["tgt"]], first
+        rest = {side: rest[side][cut[side] :] for side in SIDES}
+        first = False
 
 
 # The encoding worker's state, set once per process by _init_worker.
@@ -503,9 +511,12 @@ def _init_worker(models: dict[str, bytes], max_len: int, dtype: str) -> None:
     _WORKER.update(tokenizer=Tokenizer.from_bytes(models), max_len=max_len, dtype=np.dtype(dtype))
 
 
-def _encode_chunk(src_lines: list[str], tgt_lines: list[str]) -> dict[str, Any]:
-    """Ids of one chunk of pairs, without the pairs dropped (too long, empty source)."""
+def _encode_chunk(src_text: bytes, tgt_text: bytes, first: bool) -> dict[str, Any]:
+    """Ids of one chunk of pairs (whole lines of UTF-8 text, checked by the first pass), without
+    the pairs dropped (too long, empty source)."""
     tokenizer, max_len, dtype = _WORKER["tokenizer"], _WORKER["max_len"], _WORKER["dtype"]
+    src_lines = split_lines(src_text[:-1].decode("utf-8"), first=first)
+    tgt_lines = split_lines(tgt_text[:-1].decode("utf-8"), first=first)
     ids = {
         "src": tokenizer.encode_src_batch(src_lines, threads=1),
         "tgt": tokenizer.encode_tgt_batch(tgt_lines, threads=1),
@@ -530,7 +541,7 @@ def _map_ordered(
     tokenizer: Tokenizer,
     max_len: int,
     dtype: np.dtype,
-    chunks: Iterator[tuple[list[str], list[str]]],
+    chunks: Iterator[tuple[bytes, bytes, bool]],
     workers: int,
 ) -> Iterator[dict[str, Any]]:
     """``_encode_chunk`` over ``chunks`` in ``workers`` processes, results in order, with at

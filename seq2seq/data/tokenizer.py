@@ -11,16 +11,14 @@ models, the search and the tokenizer agree on them. A run directory holds either
 from __future__ import annotations
 
 import io
-import itertools
 import logging
-import math
 import os
-import random
 import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
+import numpy as np
 import sentencepiece as spm
 
 from seq2seq.data.io import DataError
@@ -42,32 +40,29 @@ _TOO_HIGH = re.compile(r"Vocabulary size too high \((\d+)\)\. Please set it to a
 _TOO_LOW = re.compile(r"smaller than required_chars\. (\d+) vs (\d+)")
 
 
-def sample_lines(lines: Iterable[str], k: int, seed: int) -> list[str]:
-    """Up to ``k`` non-empty lines drawn uniformly without replacement, by ``seed``, in their
-    order in ``lines``; all of them when there are at most ``k``.
-
-    One pass over a stream of any length with ``k`` lines in memory: reservoir sampling with
-    geometric skips (Li 1994, "Reservoir-sampling algorithms of time complexity
-    O(n(1 + log(N/n)))", Algorithm L), the skipped lines passed over by ``itertools.islice``.
-    """
+def sample_indices(total: int, k: int, seed: int) -> np.ndarray:
+    """``min(k, total)`` distinct line numbers out of ``range(total)``, drawn uniformly by
+    ``seed``, in increasing order (all of them when ``total <= k``)."""
     if k < 1:
         raise ValueError(f"sample size: expected >= 1, got {k}")
-    rng = random.Random(seed)
-    items = enumerate(filter(str.strip, lines))
-    reservoir = list(itertools.islice(items, k))
-    if len(reservoir) == k:
-        w = 1.0
-        while True:
-            w *= math.exp(math.log(1.0 - rng.random()) / k)
-            if w >= 1.0:  # rounding: keep the skip finite
-                w = math.nextafter(1.0, 0.0)
-            skip = int(math.log(1.0 - rng.random()) / math.log1p(-w))
-            item = next(itertools.islice(items, skip, None), None)
-            if item is None:
-                break
-            reservoir[rng.randrange(k)] = item
-        reservoir.sort()
-    return [line for _, line in reservoir]
+    if total <= k:
+        return np.arange(total)
+    return np.sort(np.random.default_rng(seed).choice(total, size=k, replace=False))
+
+
+def take_lines(lines: Sequence[str] | SampleSource, indices: np.ndarray) -> list[str]:
+    """The lines at ``indices`` (increasing) of a list, or of a source that streams them."""
+    if hasattr(lines, "take"):
+        return lines.take(indices)
+    return [lines[i] for i in indices.tolist()]
+
+
+class SampleSource(Protocol):
+    """Lines that are too many to hold: their count, and the lines at given line numbers."""
+
+    def __len__(self) -> int: ...
+
+    def take(self, indices: np.ndarray) -> list[str]: ...
 
 
 def train_sentencepiece(
@@ -76,21 +71,18 @@ def train_sentencepiece(
     model_type: str,
     vocab_size: int,
     character_coverage: float,
-    sample_sentences: int,
-    seed: int,
     name: str = "corpus",
 ) -> bytes:
     """Train a sentencepiece model in memory and return its serialized form (no files written).
 
-    It is trained on at most `sample_sentences` non-empty lines drawn by `seed` from `lines`,
-    which may be a stream of any length (see `sample_lines`).
+    It is trained on the non-empty ones of `lines` (see `Tokenizer.train` for the sample).
 
     When the text is too small for `vocab_size` pieces, sentencepiece refuses; the model is then
     trained again with the largest size the text supports and a warning says so (the model
     config reads the real vocabulary size from the tokenizer, so nothing else has to change).
     A vocabulary too small to hold every character of the text is an error.
     """
-    sentences = sample_lines(lines, sample_sentences, seed)
+    sentences = [line for line in lines if line.strip()]
     if not sentences:
         raise DataError(f"{name}: no non-empty lines to train the subword model on")
     size = vocab_size
@@ -179,28 +171,39 @@ class Tokenizer:
     def train(
         cls,
         cfg: TokenizerConfig,
-        src_lines: Iterable[str],
-        tgt_lines: Iterable[str],
+        src_lines: Sequence[str] | SampleSource,
+        tgt_lines: Sequence[str] | SampleSource,
         out_dir: str | os.PathLike[str] | None = None,
         *,
         seed: int = 1,
     ) -> Tokenizer:
         """Train on the training text (cfg: type, vocab_size, joint, character_coverage,
-        sample_sentences) and save the model(s) in `out_dir` (None: not saved). The lines may
-        be streams: each is read once, and only the sample is kept."""
+        sample_sentences) and save the model(s) in `out_dir` (None: not saved).
+
+        Each model is trained on `cfg.sample_sentences` lines drawn uniformly by `seed` (all
+        lines of a smaller text; empty lines are left out): for a joint model out of both
+        sides together, else out of each side. The sides may be `SampleSource`s that stream
+        the lines from their files, so only the sample is ever held in memory.
+        """
         options = {
             "model_type": cfg.type,
             "vocab_size": cfg.vocab_size,
             "character_coverage": cfg.character_coverage,
-            "sample_sentences": cfg.sample_sentences,
-            "seed": seed,
         }
+        k = cfg.sample_sentences
         if cfg.joint:
-            lines = itertools.chain(src_lines, tgt_lines)
+            n_src = len(src_lines)
+            chosen = sample_indices(n_src + len(tgt_lines), k, seed)
+            cut = int(np.searchsorted(chosen, n_src))
+            lines = take_lines(src_lines, chosen[:cut]) + take_lines(
+                tgt_lines, chosen[cut:] - n_src
+            )
             tokenizer = cls(src_model=train_sentencepiece(lines, name="joint text", **options))
         else:
-            src = train_sentencepiece(src_lines, name="source text", **options)
-            tgt = train_sentencepiece(tgt_lines, name="target text", **options)
+            src_sample = take_lines(src_lines, sample_indices(len(src_lines), k, seed))
+            tgt_sample = take_lines(tgt_lines, sample_indices(len(tgt_lines), k, seed))
+            src = train_sentencepiece(src_sample, name="source text", **options)
+            tgt = train_sentencepiece(tgt_sample, name="target text", **options)
             tokenizer = cls(src_model=src, tgt_model=tgt)
         if out_dir is not None:
             tokenizer.save(out_dir)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import random
 
 import pytest
@@ -147,7 +146,9 @@ def test_ddp_shards_partition_the_global_batches(world_size):
     for epoch in (0, 1):
         reference = lists(ranks[0].global_batches(epoch))
         assert sorted(i for batch in reference for i in batch) == list(range(600))
-        assert reference == lists(ranks[-1].global_batches(epoch))  # every rank cuts the same batches
+        assert reference == lists(
+            ranks[-1].global_batches(epoch)
+        )  # every rank cuts the same batches
         shards = [lists(r.batches(epoch)) for r in ranks]
         assert all(len(s) == len(reference) for s in shards)  # same step count on every rank
         for step, batch in enumerate(reference):
@@ -185,5 +186,3 @@ def test_resume_mid_epoch_yields_exactly_the_remaining_batches():
     assert lists(resumed) == lists(resumed.batches(3))
     with pytest.raises(ValueError, match="position"):
         resumed.load_state_dict({"epoch": 0, "position": len(full) + 1})
-
-

@@ -5,17 +5,18 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+import numpy as np
 import pytest
 import torch
 
 from seq2seq.data import DataError, Tokenizer
 from seq2seq.data.demo import generate_examples
+from seq2seq.data.io import TextStream
 from seq2seq.data.tokenizer import (
     JOINT_MODEL,
     SRC_MODEL,
     TGT_MODEL,
-    sample_lines,
-    train_sentencepiece,
+    sample_indices,
 )
 from seq2seq.vocab import BOS, BOS_ID, EOS, EOS_ID, PAD, PAD_ID, UNK
 
@@ -71,36 +72,42 @@ def test_joint_model_shares_pieces_and_separate_models_differ(tmp_path, corpus):
     assert separate.src_pieces(range(200)) != separate.tgt_pieces(range(200))
 
 
-def test_training_is_deterministic_and_sampling_respects_sample_sentences(tmp_path, corpus):
+def test_training_is_deterministic_by_seed_and_uses_the_sample(tmp_path, corpus):
     src, tgt = corpus
-    options = dict(model_type="unigram", vocab_size=150, character_coverage=1.0, seed=3)
-    first = train_sentencepiece(src + tgt, sample_sentences=300, **options)
-    second = train_sentencepiece(src + tgt, sample_sentences=300, **options)
-    assert first == second
-    other_seed = train_sentencepiece(src + tgt, sample_sentences=300, **{**options, "seed": 4})
-    assert other_seed != first
-    sample = sample_lines([*src, "", "  ", *tgt], 300, seed=3)
-    assert len(sample) == 300 and set(sample) <= set(src + tgt)  # blank lines never sampled
-    assert sample == sample_lines(src + tgt, 300, seed=3)
-    assert sample_lines(src, 10_000, seed=3) == src
+    cfg = TokCfg(vocab_size=150, sample_sentences=300)
+    first = Tokenizer.train(cfg, src, tgt, seed=3).to_bytes()
+    assert Tokenizer.train(cfg, src, tgt, seed=3).to_bytes() == first
+    assert Tokenizer.train(cfg, src, tgt, seed=4).to_bytes() != first
+    whole = Tokenizer.train(TokCfg(vocab_size=150), src, tgt, seed=3).to_bytes()
+    assert whole != first  # 300 of the 800 lines: another model
 
 
-def test_sample_lines_is_uniform_ordered_and_reads_a_stream_once():
+def test_a_streamed_file_gives_the_same_sample_as_its_lines(tmp_path, corpus):
+    src, tgt = corpus
+    (tmp_path / "src.txt").write_text("\n".join(src) + "\n", encoding="utf-8")
+    (tmp_path / "tgt.txt").write_text("\n".join(tgt) + "\n", encoding="utf-8")
+    streams = [TextStream(tmp_path / "src.txt", block_bytes=999), TextStream(tmp_path / "tgt.txt")]
+    for stream in streams:
+        for _ in stream:  # the first pass counts the lines
+            pass
+    cfg = TokCfg(vocab_size=150, sample_sentences=300)
+    streamed = Tokenizer.train(cfg, *streams, seed=3)
+    assert streamed.to_bytes() == Tokenizer.train(cfg, src, tgt, seed=3).to_bytes()
+    assert streams[0].take([0, 5, 399]) == [src[0], src[5], src[399]]
+
+
+def test_sample_indices_are_uniform_distinct_and_ordered():
     n, k, trials = 40, 8, 4000
-    lines = [f"line {i}" for i in range(n)]
-    counts = dict.fromkeys(lines, 0)
+    counts = np.zeros(n)
     for seed in range(trials):
-        stream = iter(lines)  # a one-pass iterator, as a file stream is
-        sample = sample_lines(stream, k, seed)
-        assert len(sample) == k and len(set(sample)) == k
-        assert sample == [line for line in lines if line in set(sample)]  # input order kept
-        assert next(stream, None) is None  # the whole stream was read
-        for line in sample:
-            counts[line] += 1
+        chosen = sample_indices(n, k, seed)
+        assert len(set(chosen.tolist())) == k and chosen.tolist() == sorted(chosen.tolist())
+        counts[chosen] += 1
     expected = trials * k / n  # 800; binomial sd = sqrt(800 * 0.8) ~ 28
-    chi2 = sum((c - expected) ** 2 / expected for c in counts.values())
-    assert chi2 < 80  # 39 degrees of freedom: p(chi2 > 80) < 1e-4 for a uniform sampler
-    assert max(abs(c - expected) for c in counts.values()) < 6 * 28
+    chi2 = float(((counts - expected) ** 2 / expected).sum())
+    assert chi2 < 80  # 39 degrees of freedom: p(chi2 > 80) < 1e-4 for a uniform draw
+    assert sample_indices(5, 8, seed=1).tolist() == [0, 1, 2, 3, 4]
+    assert sample_indices(100, 8, seed=1).tolist() == sample_indices(100, 8, seed=1).tolist()
 
 
 def test_decode_stops_at_eos_and_drops_specials(tmp_path, corpus):
