@@ -1,4 +1,5 @@
-"""Data: reading corpora, subword tokenization, batching and the generated demo corpus."""
+"""Data: reading corpora, subword tokenization, the prepared (memory-mapped) training data,
+batching, and the generated demo corpus."""
 
 from __future__ import annotations
 
@@ -10,17 +11,20 @@ from seq2seq.data.batching import (
     pad_ids,
 )
 from seq2seq.data.io import DataError, iter_lines, read_lines, read_parallel
+from seq2seq.data.prepared import PreparedData, prepare
 from seq2seq.data.tokenizer import Tokenizer
 
 __all__ = [
     "Batch",
     "DataError",
+    "PreparedData",
     "TokenBatchSampler",
     "Tokenizer",
     "collate",
     "collate_src",
     "iter_lines",
     "pad_ids",
+    "prepare",
     "read_lines",
     "read_parallel",
 ]

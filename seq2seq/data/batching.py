@@ -133,8 +133,11 @@ class TokenBatchSampler:
         key += self.src_lengths
         self._key = key.astype(np.min_scalar_type(int(key.max())))
         del key
-        width = np.maximum(self.src_lengths, self.tgt_lengths)
-        self._width = width.astype(np.min_scalar_type(int(width.max())))
+        self._key_count = np.bincount(self._key)
+        present = np.flatnonzero(self._key_count)
+        self._key_count = self._key_count[present]
+        tgt_of_key, src_of_key = np.divmod(present, int(self.src_lengths.max()) + 1)
+        self._key_width = np.maximum(tgt_of_key, src_of_key).astype(np.int32)
         self._index_type = np.int32 if len(self.src_lengths) < 2**31 else np.int64
         self.batch_tokens = batch_tokens
         self.seed = seed
@@ -153,7 +156,8 @@ class TokenBatchSampler:
         if self.shuffle:
             order = rng.permutation(order)
         order = order[np.argsort(self._key[order], kind="stable")]
-        widths = self._width[order]
+        # The sorted keys are each key repeated by its count: widths without a random gather.
+        widths = np.repeat(self._key_width, self._key_count)
         bounds = greedy_cut(widths, self.batch_tokens * self.world_size, self.world_size)
         del widths
         batches = np.split(order, bounds[1:-1])
@@ -202,9 +206,12 @@ class TokenBatchSampler:
             )
         self.epoch, self.position = epoch, position
 
-    def padding_fraction(self, epoch: int | None = None) -> float:
-        """Padded fraction of the src + tgt tensors over this rank's batches of an epoch."""
-        batches = [b for b in self.batches(epoch) if len(b)]
+    def padding_fraction(
+        self, epoch: int | None = None, *, max_batches: int | None = None
+    ) -> float:
+        """Padded fraction of the src + tgt tensors over this rank's batches of an epoch (an
+        estimate from the first `max_batches` of them, when given)."""
+        batches = [b for b in self.batches(epoch)[:max_batches] if len(b)]
         if not batches:
             return 0.0
         index = np.concatenate(batches)

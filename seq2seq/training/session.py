@@ -147,10 +147,11 @@ def build_session(
     session.data_position = session.sampler.state_dict()
     session.model = distributed.wrap_model(model, info, device)
     logger.info(
-        "batches: %d per epoch per process, %d target tokens each at most, padding %.1f%%",
+        "batches: %d per epoch per process, %d target tokens each at most, padding %.1f%% (in"
+        " the first 1,000)",
         len(session.sampler),
         cfg.train.batch_tokens,
-        100 * session.sampler.padding_fraction(),
+        100 * session.sampler.padding_fraction(max_batches=1000),
     )
     n_params = sum(p.numel() for p in model.parameters())
     logger.info(

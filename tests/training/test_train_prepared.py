@@ -1,0 +1,89 @@
+"""Training on prepared data: reused by resumes and new runs, refused when the data changed."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+import pytest
+from run_factory import tiny_config
+
+from seq2seq.checkpoint import load_checkpoint
+from seq2seq.data import prepared
+from seq2seq.training.rundir import RunDirError
+from seq2seq.training.trainer import train
+
+QUICK = ["train.num_alignment_plots=0", "train.valid_max_sentences=2", "train.validate_every=2"]
+
+
+def no_build(*args, **kwargs):
+    raise AssertionError("the training data were encoded again")
+
+
+@pytest.fixture
+def corpus(tmp_path: Path, tiny_corpus: Path) -> Path:
+    """A copy of the tiny corpus that a test may change."""
+    return Path(shutil.copytree(tiny_corpus, tmp_path / "data"))
+
+
+def test_resume_and_a_new_run_reuse_the_prepared_data(
+    tmp_path: Path, tiny_corpus: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_dir = tmp_path / "run"
+    train(tiny_config(tiny_corpus, overrides=[*QUICK, "train.max_steps=2"]), run_dir)
+    header = (run_dir / "prepared" / "header.json").read_bytes()
+    monkeypatch.setattr(prepared, "build", no_build)
+    result = train(
+        tiny_config(tiny_corpus, overrides=[*QUICK, "train.max_steps=4"]), run_dir, resume=True
+    )
+    assert result.step == 4
+    result = train(
+        tiny_config(tiny_corpus, overrides=[*QUICK, "train.max_steps=2"]), run_dir, overwrite=True
+    )
+    assert result.step == 2 and load_checkpoint(run_dir / "last.pt")["step"] == 2
+    assert (run_dir / "prepared" / "header.json").read_bytes() == header
+
+
+def test_resume_refuses_a_changed_source_file_and_a_new_run_prepares_again(
+    tmp_path: Path, corpus: Path
+) -> None:
+    run_dir = tmp_path / "run"
+    train(tiny_config(corpus, overrides=[*QUICK, "train.max_steps=2"]), run_dir)
+    target = corpus / "train.de"
+    target.write_text(target.read_text(encoding="utf-8").replace("ein", "eine"), encoding="utf-8")
+    last = (run_dir / "last.pt").read_bytes()
+    cfg = tiny_config(corpus, overrides=[*QUICK, "train.max_steps=4"])
+    with pytest.raises(RunDirError, match=rf"--resume: {target} changed since the data were"):
+        train(cfg, run_dir, resume=True)
+    assert (run_dir / "last.pt").read_bytes() == last  # nothing changed
+    result = train(cfg, run_dir, overwrite=True)
+    assert result.step == 4
+    assert prepared.stale_reason(cfg, run_dir) is None
+
+
+def test_resume_refuses_a_damaged_prepared_file(tmp_path: Path, tiny_corpus: Path) -> None:
+    run_dir = tmp_path / "run"
+    cfg = tiny_config(tiny_corpus, overrides=[*QUICK, "train.max_steps=2"])
+    train(cfg, run_dir)
+    tokens = run_dir / "prepared" / "src.tokens.bin"
+    tokens.write_bytes(tokens.read_bytes()[:-1])
+    with pytest.raises(RunDirError, match=rf"--resume: {tokens} is .* bytes.*\(truncated\?\)"):
+        train(cfg, run_dir, resume=True)
+
+
+def test_a_run_without_prepared_data_resumes_with_its_subword_model(
+    tmp_path: Path, tiny_corpus: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A run of an earlier version (no prepared/ folder) is encoded with its own model."""
+    run_dir = tmp_path / "run"
+    train(tiny_config(tiny_corpus, overrides=[*QUICK, "train.max_steps=2"]), run_dir)
+    model = (run_dir / "spm.model").read_bytes()
+    shutil.rmtree(run_dir / "prepared")
+    with caplog.at_level(logging.WARNING):
+        result = train(
+            tiny_config(tiny_corpus, overrides=[*QUICK, "train.max_steps=4"]), run_dir, resume=True
+        )
+    assert result.step == 4
+    assert "no prepared data" in caplog.text
+    assert (run_dir / "spm.model").read_bytes() == model
