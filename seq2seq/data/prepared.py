@@ -450,12 +450,11 @@ def _encode(
                 "size": writers[side].size,
                 "sha256": writers[side].digest.hexdigest(),
             }
-    length_type = smallest_uint(max_len)
     for side in SIDES:
-        side_lengths = np.concatenate(lengths[side]).astype(length_type)
+        side_lengths = np.concatenate(lengths[side])  # already in the smallest type
         lengths[side] = []
         offsets = np.zeros(len(side_lengths), dtype=np.int64)
-        np.cumsum(side_lengths[:-1], out=offsets[1:])
+        np.cumsum(side_lengths[:-1], dtype=np.int64, out=offsets[1:])
         for name, array in (("offsets", offsets), ("lengths", side_lengths)):
             files[f"{side}.{name}.npy"] = _write_npy(out / f"{side}.{name}.npy", array)
     kept = len(side_lengths)
@@ -533,7 +532,7 @@ def _encode_chunk(src_text: bytes, tgt_text: bytes, first: bool) -> dict[str, An
     for side in SIDES:
         kept = itertools.compress(ids[side], keep)
         result[side] = np.array(list(itertools.chain.from_iterable(kept)), dtype=dtype)
-        result[f"{side}_lengths"] = lens[side][keep]
+        result[f"{side}_lengths"] = lens[side][keep].astype(smallest_uint(max_len))
     return result
 
 
