@@ -87,3 +87,32 @@ def test_a_run_without_prepared_data_resumes_with_its_subword_model(
     assert result.step == 4
     assert "no prepared data" in caplog.text
     assert (run_dir / "spm.model").read_bytes() == model
+
+
+def test_train_after_prepare_reuses_its_data_and_prepare_guards_a_trained_run(
+    tmp_path: Path, corpus: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    import yaml
+    from run_factory import tiny_config_dict
+
+    from seq2seq.cli import main
+
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(tiny_config_dict(corpus)), encoding="utf-8")
+    run_dir = tmp_path / "run"
+    assert main(["prepare", str(config), "--run-dir", str(run_dir), "--quiet"]) == 0
+    with monkeypatch.context() as patch:
+        patch.setattr(prepared, "build", no_build)
+        assert main(["train", str(config), "--run-dir", str(run_dir), *sets(QUICK)]) == 0
+    target = corpus / "train.en"
+    target.write_text(target.read_text(encoding="utf-8") + "one more\n", encoding="utf-8")
+    (corpus / "train.de").write_text(
+        (corpus / "train.de").read_text(encoding="utf-8") + "noch einer\n", encoding="utf-8"
+    )
+    capsys.readouterr()
+    assert main(["prepare", str(config), "--run-dir", str(run_dir), "--quiet"]) == 2
+    assert f"{run_dir} holds a trained run" in capsys.readouterr().err
+
+
+def sets(overrides: list[str]) -> list[str]:
+    return [arg for item in overrides for arg in ("--set", item)]
