@@ -3,16 +3,23 @@
 Each subcommand lives in ``seq2seq/commands/<name>.py``, which provides ``add_parser(subparsers)``
 (registers the subparser and sets ``func``) and ``run(args) -> int``. A command is added by
 listing its module name in ``COMMANDS``.
+
+Exit codes: 0 success, 2 bad input or usage (one line on stderr naming the option or file),
+130 Ctrl-C, 143 SIGTERM. Both signals unwind the command like an exception, so temporary files
+of unfinished outputs are removed and the files they would replace are left as they were.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
 import os
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 
 from seq2seq import __version__
 from seq2seq.allocator import retain_freed_memory
@@ -28,6 +35,29 @@ _USER_OS_ERRORS = (
     NotADirectoryError,
     PermissionError,
 )
+
+
+class Terminated(BaseException):
+    """Raised in the main thread on SIGTERM (like KeyboardInterrupt on SIGINT), so that the
+    command unwinds: ``finally`` blocks and context managers clean up, then exit code 143."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the cleanup
+    raise Terminated(signum)
+
+
+@contextlib.contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """SIGTERM raises :class:`Terminated` inside the block (main thread only; restored after)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -70,10 +100,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     prog = f"seq2seq {args.command}"
     try:
         retain_freed_memory()
-        code = args.func(args)
+        with _sigterm_raises():
+            code = args.func(args)
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        print(f"{prog}: terminated (SIGTERM)", file=sys.stderr)
+        return 143
     except BrokenPipeError:
         # The reader went away (``seq2seq translate ... | head``): stop quietly.
         devnull = os.open(os.devnull, os.O_WRONLY)

@@ -77,3 +77,40 @@ def test_a_directory_target_is_refused(tmp_path):
     with pytest.raises(IsADirectoryError, match="expected an output file"):
         write_atomic("x", tmp_path)
     assert tmp_path.is_dir()
+
+
+def test_errors_name_the_target_not_the_temporary(tmp_path):
+    path = tmp_path / "no-such-dir" / "out.de"
+    with pytest.raises(FileNotFoundError) as info:
+        write_atomic("x", path)
+    assert info.value.filename == str(path) and ".tmp" not in str(info.value)
+
+    def denied(tmp):  # e.g. a plotting library failing on the path it was given
+        raise PermissionError(13, "Permission denied", str(tmp))
+
+    with pytest.raises(PermissionError) as info:
+        write_with(tmp_path / "fig.png", denied)
+    assert info.value.filename == str(tmp_path / "fig.png")
+    assert _leftovers(tmp_path) == []
+
+    def other_file(tmp):  # an error about another file keeps its name
+        raise FileNotFoundError(2, "No such file or directory", "input.en")
+
+    with pytest.raises(FileNotFoundError) as info:
+        write_with(tmp_path / "fig.png", other_file)
+    assert info.value.filename == "input.en"
+
+
+def test_the_rename_is_flushed_to_the_directory(tmp_path, monkeypatch):
+    flushed = []
+    fsync = os.fsync
+
+    def recording_fsync(fd):
+        flushed.append(os.fstat(fd))
+        fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    write_atomic("x", tmp_path / "out.txt")
+    directory = os.stat(tmp_path)
+    assert [stat.S_ISDIR(s.st_mode) for s in flushed] == [False, True]  # the file, then its dir
+    assert (flushed[1].st_dev, flushed[1].st_ino) == (directory.st_dev, directory.st_ino)

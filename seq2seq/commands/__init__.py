@@ -1,8 +1,26 @@
-"""Subcommands of the ``seq2seq`` command line, one module each (see ``seq2seq.cli``)."""
+"""Subcommands of the ``seq2seq`` command line, one module each (see ``seq2seq.cli``).
+
+Shared here: the ``--set`` option, argparse types for numbers (finite, within their range) and
+:func:`check_outputs`, which every command that writes files calls before reading or writing
+anything, so that no output can replace one of the command's inputs or another output.
+"""
 
 from __future__ import annotations
 
 import argparse
+import math
+import os
+import stat
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+#: A command's file argument: a path, an open stream (stdin, stdout), or None (not given).
+FileArg = str | os.PathLike[str] | IO[Any] | None
+
+
+class OutputError(ValueError):
+    """An output file that would replace an input, or another output, of the same command."""
 
 
 def add_config_args(parser: argparse.ArgumentParser) -> None:
@@ -30,3 +48,109 @@ def positive_int(value: str) -> int:
     if number < 1:
         raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value!r}")
     return number
+
+
+def number_in(
+    kind: type[int] | type[float] = float,
+    *,
+    ge: float | None = None,
+    gt: float | None = None,
+    le: float | None = None,
+) -> Callable[[str], Any]:
+    """argparse type: a finite number of ``kind`` within the bounds (``nan``, ``inf`` refused).
+
+    ``number_in(float, ge=0, le=10)`` accepts 0 <= x <= 10; the error states the range.
+    """
+    bounds = [f">= {ge:g}" if ge is not None else "", f"> {gt:g}" if gt is not None else ""]
+    bounds.append(f"<= {le:g}" if le is not None else "")
+    expected = f"a finite {'integer' if kind is int else 'number'} " + " and ".join(
+        b for b in bounds if b
+    )
+
+    def parse(value: str) -> Any:
+        try:
+            number = kind(value)
+        except ValueError:
+            number = None
+        if (
+            number is None
+            or not math.isfinite(number)
+            or (ge is not None and not number >= ge)
+            or (gt is not None and not number > gt)
+            or (le is not None and not number <= le)
+        ):
+            raise argparse.ArgumentTypeError(f"expected {expected.strip()}, got {value!r}")
+        return number
+
+    parse.__name__ = f"{kind.__name__}_in_range"
+    return parse
+
+
+def check_outputs(
+    outputs: Sequence[tuple[str, FileArg]], inputs: Sequence[tuple[str, FileArg]] = ()
+) -> None:
+    """Raises :class:`OutputError` when an output is the same file as an input or an earlier
+    output; call it before anything is read or written.
+
+    Each entry is ``(label, file)``: the label names the file in the message (``"--output"``,
+    ``"the checkpoint"``), the file is a path, an open stream (``sys.stdin``: compared through
+    its descriptor, e.g. a redirected ``< a.en``) or None (not given, ignored). Existing files
+    are the same when they are the same regular file (hard and symbolic links included, as
+    ``os.path.samefile``); terminals, pipes and ``/dev/null`` never clash; files yet to be
+    written are compared by resolved path.
+    """
+    seen: list[tuple[object, str, str, str]] = []  # (identity, label, name, "input"/"output")
+    for role, entries in (("input", inputs), ("output", outputs)):
+        for label, target in entries:
+            if target is None:
+                continue
+            identity, name = _identity(target), _display(target)
+            if identity is None:
+                continue
+            if role == "output":
+                for other, other_label, other_name, other_role in seen:
+                    if other == identity:
+                        raise OutputError(
+                            f"{label}{name} is the same file as {other_label}{other_name}: "
+                            f"writing it would replace that {other_role}; choose another file"
+                        )
+            seen.append((identity, label, name, role))
+
+
+def _display(target: FileArg) -> str:
+    """The path after a space, or nothing for a stream (its label says which one)."""
+    return f" {os.fspath(target)}" if isinstance(target, str | os.PathLike) else ""
+
+
+def _identity(target: FileArg) -> object:
+    """(device, inode) of an existing regular file, the resolved path of a missing one, None
+    for anything that is not a regular file (a terminal, a pipe, /dev/null, a directory)."""
+    if isinstance(target, str | os.PathLike):
+        try:
+            info = os.stat(target)
+        except OSError:  # not there (yet), or "missing/../a.en": resolve it first
+            resolved = os.path.realpath(target)
+            try:
+                info = os.stat(resolved)
+            except OSError:
+                return resolved  # the file a write would create
+    else:
+        try:
+            info = os.fstat(target.fileno())  # type: ignore[union-attr]
+        except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is both
+            return None  # a stream without a descriptor (e.g. in-memory)
+    return (info.st_dev, info.st_ino) if stat.S_ISREG(info.st_mode) else None
+
+
+def model_inputs(run: str | os.PathLike[str]) -> list[tuple[str, Path]]:
+    """The files loading ``RUN_DIR|CHECKPOINT`` reads, labelled for :func:`check_outputs`: the
+    checkpoint and the subword model(s) beside it."""
+    from seq2seq.checkpoint import find_checkpoint
+    from seq2seq.data.tokenizer import JOINT_MODEL, SRC_MODEL, TGT_MODEL
+
+    checkpoint = find_checkpoint(run)
+    files = [("the checkpoint", checkpoint)]
+    for name in (JOINT_MODEL, SRC_MODEL, TGT_MODEL):
+        if (checkpoint.parent / name).is_file():
+            files.append(("the subword model", checkpoint.parent / name))
+    return files

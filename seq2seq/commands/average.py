@@ -12,6 +12,9 @@ average the last 5. The checkpoints must share the model and tokenizer config, t
 names and shapes and the subword model; the error names the checkpoint that differs.
 The output holds no optimizer state (it cannot be resumed) and is written atomically; when it
 lies outside the checkpoints' run directory, their subword model is written beside it.
+--out must end in .pt, must not be a checkpoint the trainer writes (best.pt, last.pt,
+step_N.pt) nor one of the inputs, and may replace an existing file only if that file is a
+seq2seq checkpoint.
 """
 
 from __future__ import annotations
@@ -19,7 +22,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from seq2seq.commands import positive_int
+from seq2seq.commands import check_outputs, positive_int
+
+#: Checkpoints the trainer writes, and reads when translating (best.pt) or resuming: an
+#: averaged checkpoint there would be overwritten by the next validation, or taken for the
+#: best or a resumable one. (step_N.pt, pruned by the trainer, are refused too.)
+TRAINER_CHECKPOINTS = ("best.pt", "last.pt")
 
 
 def add_parser(subparsers) -> None:
@@ -71,7 +79,37 @@ def run(args: argparse.Namespace) -> int:
     from seq2seq.training.averaging import write_averaged_checkpoint
 
     paths = checkpoint_paths(args)
+    check_out(Path(args.out), paths)
     averaged = write_averaged_checkpoint(paths, args.out)
     steps = ", ".join(str(s) for s in averaged["averaged"]["steps"])
     print(f"{args.out}: mean of {len(paths)} checkpoint(s) (steps {steps})")
     return 0
+
+
+def check_out(out: Path, checkpoints: list[Path]) -> None:
+    """Refuses (AveragingError) an --out that could destroy a file: not a .pt name, a name the
+    trainer uses, one of ``checkpoints`` or an existing file that is not a checkpoint."""
+    from seq2seq.checkpoint import STEP_CHECKPOINT, load_checkpoint
+    from seq2seq.training.averaging import AveragingError
+
+    if out.suffix != ".pt":
+        raise AveragingError(
+            f"--out {out}: expected a checkpoint file name ending in .pt; nothing was written"
+        )
+    if out.name in TRAINER_CHECKPOINTS or STEP_CHECKPOINT.match(out.name):
+        raise AveragingError(
+            f"--out {out}: {out.name} is a name the trainer uses for the checkpoints it "
+            "writes, resumes from and prunes; choose another name, e.g. averaged.pt"
+        )
+    check_outputs([("--out", out)], [("one of the checkpoints", path) for path in checkpoints])
+    if not out.exists():
+        return
+    if not out.is_file():
+        raise AveragingError(f"--out {out} exists and is not a file; expected a checkpoint file")
+    try:
+        load_checkpoint(out, map_location="meta")
+    except ValueError as e:  # CheckpointError
+        raise AveragingError(
+            f"--out {out} exists and is not a seq2seq checkpoint ({e}); average replaces only "
+            "an existing checkpoint: choose another name"
+        ) from None

@@ -22,6 +22,7 @@ import argparse
 import json
 import sys
 
+from seq2seq.commands import check_outputs, model_inputs
 from seq2seq.commands.translate import add_decode_options, atomic_output, load_translator
 
 
@@ -67,6 +68,15 @@ def run(args: argparse.Namespace) -> int:
     from seq2seq.evaluation.alignment import alignment_error_rate
     from seq2seq.evaluation.metrics import corpus_scores
 
+    check_outputs(
+        [("--hyp-out", args.hyp_out)],
+        [
+            ("--src", args.src),
+            ("--ref", args.ref),
+            ("--gold-alignments", args.gold_alignments),
+            *model_inputs(args.run),
+        ],
+    )
     src, ref = read_parallel(args.src, args.ref)
     gold = _read_gold(args.gold_alignments, len(src)) if args.gold_alignments else None
     run_, translator = load_translator(args, alignments=False, n_best=1)

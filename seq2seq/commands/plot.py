@@ -22,7 +22,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from seq2seq.commands import positive_int
+from seq2seq.commands import check_outputs, model_inputs, positive_int
 from seq2seq.viz.common import SUPPORTED_SUFFIXES, PlotError, output_format
 from seq2seq.viz.example import SLOTS, AttentionExample
 
@@ -95,7 +95,11 @@ def run(args: argparse.Namespace) -> int:
     suffix = "." + output_format(args.out, SUPPORTED_SUFFIXES)
     if args.input is not None and args.tgt is not None:
         raise PlotError("--tgt cannot be combined with --input; write SRC<TAB>TGT lines instead")
+    inputs = [("--input", args.input), *model_inputs(args.run)]
+    check_outputs([("--out", args.out)], inputs)
     pairs = _read_pairs(args.input) if args.input is not None else [(1, args.src, args.tgt)]
+    targets = _targets(args, suffix, [line for line, _, _ in pairs])
+    check_outputs([(f"the plot of --input line {n}", path) for n, path in targets], inputs)
     run_ = load_run(args.run, device="cpu")
     slots = tuple(run_.model.slots)
     if args.slot not in slots:
@@ -114,25 +118,33 @@ def run(args: argparse.Namespace) -> int:
         examples.append(example.to_words(run_.tokenizer.piece_word_ids) if args.words else example)
     # the layer/head indices exist (checked here for the HTML page too, which has no grid)
     select_layers_heads(examples[0].matrices(args.slot), args.layer, args.head, args.slot)
-    for path in _write(examples, [line for line, _, _ in pairs], args, suffix):
+    for path in _write(examples, [path for _, path in targets], args, suffix):
         print(path)
     return 0
 
 
-def _write(examples: list[AttentionExample], lines: list[int], args, suffix: str) -> list[Path]:
+def _targets(args, suffix: str, lines: list[int]) -> list[tuple[int, Path]]:
+    """(input line number, output file) of every plot: --out itself for one sentence or a
+    .html page, else OUT_STEM_<line>.<suffix> per sentence."""
+    out = Path(args.out)
+    if suffix == ".html" or args.input is None:
+        return [(lines[0], out)]
+    return [(line, out.with_name(f"{out.stem}_{line:03d}{suffix}")) for line in lines]
+
+
+def _write(examples: list[AttentionExample], targets: list[Path], args, suffix: str) -> list[Path]:
     from seq2seq.viz.alignments import plot_example
     from seq2seq.viz.html import write_attention_html
 
-    out = Path(args.out)
     if suffix == ".html":
         layer = "mean" if args.layer == "all" else args.layer
         head = "mean" if args.head == "all" else args.head
         title = f"Attention of {Path(args.run).name}"
-        return [write_attention_html(examples, out, title, slot=args.slot, layer=layer, head=head)]
-    if len(examples) == 1 and args.input is None:
-        targets = [out]
-    else:
-        targets = [out.with_name(f"{out.stem}_{line:03d}{suffix}") for line in lines]
+        return [
+            write_attention_html(
+                examples, targets[0], title, slot=args.slot, layer=layer, head=head
+            )
+        ]
     return [
         plot_example(example, target, slot=args.slot, layer=args.layer, head=args.head)
         for example, target in zip(examples, targets, strict=True)

@@ -33,22 +33,19 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from seq2seq.commands import positive_int
+from seq2seq.commands import check_outputs, model_inputs, number_in, positive_int
 from seq2seq.fileio import atomic_open
 from seq2seq.inference.translate import PRECISIONS
 
 DEVICES = ("auto", "cpu", "cuda")
 
 
-def non_negative_float(value: str) -> float:
-    """argparse type: a float >= 0."""
-    try:
-        number = float(value)
-    except ValueError:
-        number = -1.0
-    if not number >= 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value!r}")
-    return number
+#: Ranges of the decoding options. Beyond them the output is meaningless: a length penalty
+#: exponent of 100 already sends the penalty of a long output past the float range, a
+#: non-finite one makes every score 0 or NaN (the search then ends at once).
+LENGTH_PENALTY_MAX = 10.0
+MAX_LEN_RATIO_MAX = 100.0
+MAX_LEN_OFFSET_MAX = 100_000
 
 
 def add_decode_options(p: argparse.ArgumentParser) -> None:
@@ -62,17 +59,23 @@ def add_decode_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=positive_int, help="sentences per batch")
     p.add_argument(
         "--length-penalty",
-        type=non_negative_float,
+        type=number_in(float, ge=0, le=LENGTH_PENALTY_MAX),
         metavar="A",
-        help="GNMT length penalty exponent alpha (0: none)",
+        help=f"GNMT length penalty exponent alpha, 0 (none) to {LENGTH_PENALTY_MAX:g}",
     )
     p.add_argument(
         "--max-len-ratio",
-        type=non_negative_float,
+        type=number_in(float, gt=0, le=MAX_LEN_RATIO_MAX),
         metavar="R",
-        help="output limit = R * source length + offset (subword tokens)",
+        help="output limit = R * source length + offset (subword tokens), 0 < R <= "
+        f"{MAX_LEN_RATIO_MAX:g}",
     )
-    p.add_argument("--max-len-offset", type=int, metavar="N", help="offset of the output limit")
+    p.add_argument(
+        "--max-len-offset",
+        type=number_in(int, ge=0, le=MAX_LEN_OFFSET_MAX),
+        metavar="N",
+        help="offset of the output limit, >= 0",
+    )
     p.add_argument(
         "--precision",
         choices=PRECISIONS,
@@ -197,6 +200,9 @@ def run(args: argparse.Namespace) -> int:
     from seq2seq.data import iter_lines
     from seq2seq.evaluation.alignment import format_pharaoh
 
+    output = ("--output", args.output) if args.output else ("the standard output", sys.stdout)
+    given = ("--input", args.input) if args.input else ("the standard input", sys.stdin)
+    check_outputs([output, ("--alignments", args.alignments)], [given, *model_inputs(args.run)])
     interactive = args.input is None and sys.stdin.isatty()
     _, translator = load_translator(
         args,
