@@ -98,8 +98,9 @@ def check_out(out: Path, checkpoints: list[Path]) -> None:
         )
     if out.name in TRAINER_CHECKPOINTS or STEP_CHECKPOINT.match(out.name):
         raise AveragingError(
-            f"--out {out}: {out.name} is a name the trainer uses for the checkpoints it "
-            "writes, resumes from and prunes; choose another name, e.g. averaged.pt"
+            f"--out {out}: {out.name} is a checkpoint the trainer writes (and prunes, or reads "
+            "to resume; translate takes best.pt for the best validated model): an average there "
+            "would be overwritten or taken for it; choose another name, e.g. averaged.pt"
         )
     check_outputs([("--out", out)], [("one of the checkpoints", path) for path in checkpoints])
     if not out.exists():
@@ -108,8 +109,8 @@ def check_out(out: Path, checkpoints: list[Path]) -> None:
         raise AveragingError(f"--out {out} exists and is not a file; expected a checkpoint file")
     try:
         load_checkpoint(out, map_location="meta")
-    except ValueError as e:  # CheckpointError
+    except ValueError:  # CheckpointError: corrupt, foreign, another format
         raise AveragingError(
-            f"--out {out} exists and is not a seq2seq checkpoint ({e}); average replaces only "
-            "an existing checkpoint: choose another name"
+            f"--out {out} exists and is not a seq2seq checkpoint; average replaces only an "
+            "existing checkpoint: choose another name (or remove the file yourself)"
         ) from None
