@@ -17,9 +17,10 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+import math
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -136,6 +137,7 @@ class TrainConfig:
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     threads: int | None = option(None, ge=1)
     tf32: bool = True  # CUDA float32 matrix products in TF32 (precision fp32 only)
+    dist_timeout: str = "2h"  # torchrun: how long processes wait in a collective (rank 0 validates)
     batch_tokens: int = option(4096, ge=1)  # target tokens per batch
     accum_steps: int = option(1, ge=1)
     optimizer: Literal["adam", "adamw"] = "adam"
@@ -196,6 +198,8 @@ def parse_duration(text: str) -> float:
     seconds = 3600 * parts.get("h", 0.0) + 60 * parts.get("m", 0.0) + parts.get("s", 0.0)
     if seconds <= 0:
         raise ConfigError(f"invalid duration {text!r}: it must be longer than 0 seconds")
+    if not math.isfinite(seconds):
+        raise ConfigError(f"invalid duration {text!r}: too long to be a number of seconds")
     return seconds
 
 
@@ -229,10 +233,11 @@ def load_config(path: str | os.PathLike[str], overrides: Sequence[str] = ()) -> 
     try:
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else None
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, ValueError) as exc:  # ValueError: e.g. a date such as 2024-13-45
         raise ConfigError(_yaml_error_text(path, exc)) from None
     finally:
         loader.dispose()
+    _check_duplicate_keys(node, path)
     origins = {key: f"{path}:{line}" for key, line in _key_lines(node, "").items()}
     return _load(data, overrides, str(path), origins)
 
@@ -243,7 +248,7 @@ def save_config(cfg: Config, path: str | os.PathLike[str]) -> None:
     write_atomic(yaml.safe_dump(config_to_dict(cfg), sort_keys=False, allow_unicode=True), path)
 
 
-def _yaml_error_text(path: Path, exc: yaml.YAMLError) -> str:
+def _yaml_error_text(path: Path, exc: yaml.YAMLError | ValueError) -> str:
     mark = getattr(exc, "problem_mark", None)
     problem = getattr(exc, "problem", None) or str(exc)
     if mark is None:
@@ -254,13 +259,47 @@ def _yaml_error_text(path: Path, exc: yaml.YAMLError) -> str:
 def _key_lines(node: yaml.Node | None, prefix: str) -> dict[str, int]:
     """1-based line of every mapping key in a composed YAML document, by dotted key path."""
     lines: dict[str, int] = {}
+    for section, mapping in _mappings(node, prefix):
+        for key_node, _ in mapping.value:
+            if isinstance(key_node, yaml.ScalarNode):
+                lines[join(section, key_node.value)] = key_node.start_mark.line + 1
+    return lines
+
+
+def _mappings(
+    node: yaml.Node | None, prefix: str, above: frozenset[int] = frozenset()
+) -> Iterator[tuple[str, yaml.MappingNode]]:
+    """(dotted path, node) of every mapping at or below ``node``; an alias that refers to an
+    enclosing node (a cycle, which YAML allows) is not followed."""
+    if id(node) in above:
+        return
+    above = above | {id(node)}
     if isinstance(node, yaml.MappingNode):
+        yield prefix, node
         for key_node, value_node in node.value:
             if isinstance(key_node, yaml.ScalarNode):
-                path = join(prefix, key_node.value)
-                lines[path] = key_node.start_mark.line + 1
-                lines.update(_key_lines(value_node, path))
-    return lines
+                yield from _mappings(value_node, join(prefix, key_node.value), above)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            yield from _mappings(item, f"{prefix}[{i}]", above)
+
+
+def _check_duplicate_keys(node: yaml.Node | None, source: Path) -> None:
+    """Refuses a mapping that repeats a key (YAML would silently keep the last one)."""
+    for section, mapping in _mappings(node, ""):
+        seen: dict[str, int] = {}
+        for key_node, _ in mapping.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag.endswith(":merge"):
+                continue  # "<<" merges a mapping in and may appear more than once
+            line = key_node.start_mark.line + 1
+            if key_node.value in seen:
+                key = join(section, key_node.value)
+                raise ConfigError(
+                    f"{source}:{line}: duplicate key {key!r}, also at line "
+                    f"{seen[key_node.value]}; a key may appear once in a section (merge the two)",
+                    key=key,
+                )
+            seen[key_node.value] = line
 
 
 def _load(data: Any, overrides: Sequence[str], source: str, origins: dict[str, str]) -> Config:
@@ -333,6 +372,10 @@ def _check(cfg: Config) -> None:
             "train.max_steps or train.max_time",
             key="train.schedule",
         )
+    try:
+        parse_duration(train.dist_timeout)
+    except ConfigError as exc:
+        raise ConfigError(f"train.dist_timeout: {exc}", key="train.dist_timeout") from None
     if train.max_time is not None:
         try:
             parse_duration(train.max_time)

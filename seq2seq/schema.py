@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import functools
+import math
 import re
 import types
 import typing
@@ -217,9 +218,9 @@ def _convert_one(value: Any, hint: Any, key: str, expected: str) -> Any:
             return value
     elif hint is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
+            return _finite(value, key)
         if isinstance(value, str) and _FLOAT_TEXT.fullmatch(value.strip()):
-            return float(value)
+            return _finite(value, key)
     elif hint is str:
         if isinstance(value, str):
             return value
@@ -227,6 +228,17 @@ def _convert_one(value: Any, hint: Any, key: str, expected: str) -> Any:
     else:
         raise TypeError(f"schema type {hint!r} at {key!r} is not supported")
     raise ConfigError(f"{key}: expected {expected}, got {_show(value)}", key)
+
+
+def _finite(value: float | str, key: str) -> float:
+    """``float(value)``, refusing NaN, infinities and numbers too large for a float."""
+    try:
+        number = float(value)
+    except OverflowError:
+        number = math.inf
+    if not math.isfinite(number):
+        raise ConfigError(f"{key}: {value!r} is not a finite number; expected a finite float", key)
+    return number
 
 
 def bounds_text(bounds: Mapping[str, float]) -> str:
@@ -274,7 +286,7 @@ def set_override(cls: type, data: dict[str, Any], item: str) -> str:
         value = yaml.safe_load(text)
     except ConfigError as exc:
         raise ConfigError(f"--set {item}: {exc}", key=exc.key) from None
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, ValueError) as exc:  # ValueError: e.g. a date such as 2024-13-45
         problem = getattr(exc, "problem", None) or exc
         raise ConfigError(f"--set {item}: cannot read {text!r} as YAML: {problem}") from None
     if value is not None and not isinstance(value, str) and accepts_text(hint):

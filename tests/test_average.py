@@ -9,7 +9,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from seq2seq.checkpoint import load_checkpoint, load_run, save_checkpoint
+from seq2seq.checkpoint import (
+    SUBWORD_KEY,
+    CheckpointError,
+    load_checkpoint,
+    load_run,
+    save_checkpoint,
+    subword_files,
+)
 from seq2seq.cli import main
 from seq2seq.data import Tokenizer, read_lines
 from seq2seq.training.averaging import (
@@ -136,15 +143,18 @@ def test_mismatched_checkpoints_are_refused_by_name(run_dir: Path, tmp_path: Pat
     assert not (tmp_path / "out.pt").exists()
 
 
-def test_checkpoint_with_another_subword_model_is_refused(run_dir: Path, tmp_path: Path):
-    other = tmp_path / "other"
-    cfg = run_factory.tiny_config(
-        run_dir.parent / "data", overrides=["data.tokenizer.vocab_size=90"]
-    )
+def _other_subword_model(run_dir: Path, other: Path) -> Path:
+    """Trains another subword model (vocabulary 90) on the run's data into ``other``."""
     data = run_dir.parent / "data"
+    cfg = run_factory.tiny_config(data, overrides=["data.tokenizer.vocab_size=90"])
     Tokenizer.train(
         cfg.data.tokenizer, read_lines(data / "train.en"), read_lines(data / "train.de"), other
     )
+    return other
+
+
+def test_checkpoint_with_another_subword_model_is_refused(run_dir: Path, tmp_path: Path):
+    other = _other_subword_model(run_dir, tmp_path / "other")
     shutil.copy(run_dir / "step_6.pt", other / "step_6.pt")
     with pytest.raises(AveragingError, match="subword model"):
         write_averaged_checkpoint([run_dir / "step_4.pt", other / "step_6.pt"], tmp_path / "out.pt")
@@ -167,3 +177,17 @@ def test_bad_arguments(run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixt
     assert "missing.pt" in capsys.readouterr().err
     with pytest.raises(AveragingError, match="no checkpoints"):
         average_state_dicts([], [])
+
+
+def test_averaged_checkpoint_records_and_checks_the_subword_model(run_dir: Path, tmp_path: Path):
+    out = tmp_path / "avg" / "averaged.pt"
+    write_averaged_checkpoint([run_dir / "step_4.pt", run_dir / "step_6.pt"], out)
+    assert load_checkpoint(out)[SUBWORD_KEY] == subword_files(run_dir)
+    assert subword_files(run_dir) == load_checkpoint(run_dir / "step_6.pt")[SUBWORD_KEY]
+    other = _other_subword_model(run_dir, tmp_path / "other")
+    shutil.copy(out, other / "averaged.pt")
+    with pytest.raises(CheckpointError, match="does not belong to the subword model"):
+        load_run(other / "averaged.pt")
+    shutil.copy(run_dir / "step_6.pt", other / "step_6.pt")
+    with pytest.raises(CheckpointError, match="does not belong to the subword model"):
+        write_averaged_checkpoint([other / "step_6.pt"], tmp_path / "out.pt")

@@ -409,6 +409,79 @@ def test_a_file_that_is_not_a_mapping(tmp_path, text):
         load_config(write(tmp_path, text))
 
 
+DATA_YAML = "data:\n  train: {src: a, tgt: b}\n  valid: {src: c, tgt: d}\n"
+
+
+def test_duplicate_keys_are_refused_with_both_lines(tmp_path):
+    text = (
+        DATA_YAML + "train:\n  lr: 0.001\n  max_steps: 10\n"
+        "model:\n  arch: rnn\n"
+        "train:\n  max_steps: 20\n"
+    )
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert str(info.value).startswith(f"{path}:9: duplicate key 'train', also at line 4")
+    nested = "data:\n  train: {src: a, tgt: b, src: e}\n  valid: {src: c, tgt: d}\n"
+    with pytest.raises(ConfigError, match=r":2: duplicate key 'data\.train\.src', also at line 2"):
+        load_config(write(tmp_path, nested))
+    deeper = (
+        DATA_YAML + "model:\n  attention:\n    cross:\n      type: dot\n"
+        "      heads: 2\n      type: additive\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, deeper))
+    assert ":9: duplicate key 'model.attention.cross.type', also at line 7" in str(info.value)
+
+
+def test_an_alias_to_an_enclosing_section_is_an_error_not_a_crash(tmp_path):
+    text = "data: &d\n  train: {src: a, tgt: b}\n  valid: *d\n"
+    with pytest.raises(ConfigError, match=r"config\.yaml:\d+: unknown key 'data\.valid\.train'"):
+        load_config(write(tmp_path, text))
+
+
+def test_the_same_key_in_different_sections_is_not_a_duplicate(tmp_path):
+    text = "data:\n  train: {src: a, tgt: b}\n  valid: {src: a, tgt: b}\n"
+    assert load_config(write(tmp_path, text)).data.valid.src == "a"
+
+
+@pytest.mark.parametrize(
+    ("override", "shown"),
+    [
+        ("train.lr=.inf", "train.lr: inf is not a finite number"),
+        ("train.lr=.nan", "train.lr: nan is not a finite number"),
+        ("decode.length_penalty=-.inf", "decode.length_penalty: -inf is not a finite number"),
+        ("train.clip_norm=1e999", "train.clip_norm: '1e999' is not a finite number"),
+        ("train.betas=[0.9, .nan]", "train.betas[1]: nan is not a finite number"),
+        pytest.param(
+            f"train.weight_decay={10**400}", "train.weight_decay: 1000", id="400-digit-int"
+        ),
+    ],
+)
+def test_non_finite_numbers_are_refused(override, shown):
+    message = error_of([override])
+    assert f"--set {override}: " in message and shown in message
+    assert "expected a finite float" in message
+
+
+@pytest.mark.parametrize(
+    ("text", "pattern"),
+    [
+        ("train:\n  lr: .inf\n", r"config\.yaml:5: train\.lr: inf is not a finite"),
+        ("x: 2024-13-45\n", r"config\.yaml: invalid YAML: month must be in 1\.\.12"),
+    ],
+    ids=["non-finite", "impossible-date"],
+)
+def test_bad_values_in_a_file_name_it(tmp_path, text, pattern):
+    with pytest.raises(ConfigError, match=pattern):
+        load_config(write(tmp_path, DATA_YAML + text))
+
+
+def test_a_value_yaml_cannot_construct_in_an_override():
+    message = error_of(["data.src_lang=2024-13-45"])
+    assert "--set data.src_lang=2024-13-45: cannot read '2024-13-45' as YAML" in message
+
+
 def test_config_error_is_a_value_error():
     assert issubclass(ConfigError, ValueError)
 
@@ -424,7 +497,20 @@ def test_parse_duration(text, seconds):
     assert parse_duration(text) == seconds
 
 
-@pytest.mark.parametrize("text", ["", "20", "m", "20x", "30m1h", "-5m", "0m", "1.2.3h"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "20",
+        "m",
+        "20x",
+        "30m1h",
+        "-5m",
+        "0m",
+        "1.2.3h",
+        pytest.param("9" * 400 + "h", id="9e400h"),
+    ],
+)
 def test_parse_duration_refuses(text):
     with pytest.raises(ConfigError, match="invalid duration"):
         parse_duration(text)

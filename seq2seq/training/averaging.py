@@ -22,8 +22,11 @@ import seq2seq
 from seq2seq.checkpoint import (
     FORMAT_VERSION,
     STEP_CHECKPOINT,
+    SUBWORD_KEY,
+    check_subword_models,
     load_checkpoint,
     save_checkpoint,
+    subword_files,
 )
 from seq2seq.data import Tokenizer
 from seq2seq.training.rundir import flatten
@@ -163,15 +166,18 @@ def _tokenizer_files(checkpoint: Path) -> dict[str, bytes]:
 
 
 def average_checkpoints(paths: Sequence[str | os.PathLike[str]]) -> dict[str, Any]:
-    """The averaged checkpoint dict of ``paths`` (the first one's config, no training state).
+    """The averaged checkpoint dict of ``paths`` (the first one's config, no training state,
+    the SHA-256 of the subword model).
 
     Raises AveragingError naming the checkpoint whose config, subword model, parameter names
-    or shapes differ from the first one's.
+    or shapes differ from the first one's, CheckpointError for one whose recorded subword model
+    is not the one beside it.
     """
     paths = [Path(p) for p in paths]
     if not paths:
         raise AveragingError("no checkpoints to average: give at least one .pt file")
     first = load_checkpoint(paths[0])
+    check_subword_models(first, paths[0], paths[0].parent)
     tokenizer = _tokenizer_files(paths[0])
     states, steps = [first["model"]], [first.get("step")]
     for path in paths[1:]:
@@ -182,6 +188,7 @@ def average_checkpoints(paths: Sequence[str | os.PathLike[str]]) -> dict[str, An
                 f"checkpoint {path}: the subword model in {path.parent} differs from the one "
                 f"in {paths[0].parent}; only checkpoints of the same run can be averaged"
             )
+        check_subword_models(checkpoint, path, path.parent)
         states.append(checkpoint["model"])
         steps.append(checkpoint.get("step"))
         del checkpoint
@@ -193,6 +200,7 @@ def average_checkpoints(paths: Sequence[str | os.PathLike[str]]) -> dict[str, An
         "config": first["config"],
         "model": model,
         "step": max(known) if known else None,
+        SUBWORD_KEY: subword_files(paths[0].parent),
         "averaged": {"checkpoints": [str(p) for p in paths], "steps": steps},
     }
 

@@ -9,15 +9,21 @@ from typing import TYPE_CHECKING, Any
 import seq2seq
 from seq2seq.checkpoint import (
     FORMAT_VERSION,
+    STEP_CHECKPOINT,
+    SUBWORD_KEY,
+    CheckpointError,
+    check_finite,
+    check_subword_models,
     load_checkpoint,
     prune_step_checkpoints,
     save_checkpoint,
     serialize_checkpoint,
     step_checkpoint_name,
+    subword_files,
 )
 from seq2seq.config import config_to_dict
 from seq2seq.training import distributed
-from seq2seq.training.rundir import check_resume_config, check_run_dir
+from seq2seq.training.rundir import RunDirError, check_resume_config, check_run_dir
 from seq2seq.training.state import restore_rng, seed_everything
 
 if TYPE_CHECKING:
@@ -27,12 +33,69 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
+#: What a checkpoint needs besides ``config`` and ``model`` to be resumed from.
+_TRAINING_STATE = ("optimizer", "scheduler", "sampler", "rng", "best", "step")
+
+
 def check_start(cfg: Config, run_dir: Path, *, resume: bool, overwrite: bool) -> None:
-    """Raises unless the run may start in ``run_dir`` (or resume from its last.pt)."""
+    """Raises unless the run may start in ``run_dir`` (or resume from one of its checkpoints)."""
     check_run_dir(run_dir, resume=resume, overwrite=overwrite)
     if resume:
-        checkpoint = load_checkpoint(run_dir / "last.pt")
-        check_resume_config(config_to_dict(cfg), checkpoint["config"], run_dir / "last.pt")
+        path, checkpoint = _resumable(run_dir)
+        check_resume_config(config_to_dict(cfg), checkpoint["config"], path)
+        check_subword_models(checkpoint, path, run_dir)
+
+
+def resume_path(run_dir: Path) -> Path:
+    """The checkpoint ``--resume`` continues from: last.pt, else (with a warning naming it)
+    the newest usable step_N.pt or best.pt by recorded step, when last.pt is missing, cannot
+    be read or holds non-finite parameters (a crash or a damaged disk)."""
+    path, _ = _resumable(run_dir, warn=True)
+    return path
+
+
+def _resumable(run_dir: Path, *, warn: bool = False) -> tuple[Path, dict[str, Any]]:
+    last = run_dir / "last.pt"
+    try:
+        return last, _load_resumable(last)
+    except (FileNotFoundError, CheckpointError) as e:
+        problems = [str(e)]
+    found = run_dir.iterdir() if run_dir.is_dir() else ()
+    others = sorted(p for p in found if STEP_CHECKPOINT.match(p.name))
+    best: tuple[int, Path, dict[str, Any]] | None = None
+    for path in [*others, run_dir / "best.pt"]:
+        try:
+            checkpoint = _load_resumable(path)
+        except (FileNotFoundError, CheckpointError) as e:
+            problems.append(str(e))
+            continue
+        if best is None or int(checkpoint["step"]) > best[0]:
+            best = (int(checkpoint["step"]), path, checkpoint)
+    if best is None:
+        raise RunDirError(
+            f"--resume: {run_dir} holds no checkpoint to resume from:\n  " + "\n  ".join(problems)
+        )
+    step, path, checkpoint = best
+    if warn:
+        logger.warning(
+            "--resume: %s; resuming from %s (step %d), the newest usable checkpoint",
+            problems[0],
+            path,
+            step,
+        )
+    return path, checkpoint
+
+
+def _load_resumable(path: Path) -> dict[str, Any]:
+    checkpoint = load_checkpoint(path)
+    missing = [key for key in _TRAINING_STATE if key not in checkpoint]
+    if missing:
+        raise CheckpointError(
+            f"checkpoint {path} holds no training state ({', '.join(missing)}; an averaged "
+            "checkpoint?): it can be translated, not resumed"
+        )
+    check_finite(checkpoint["model"], path)
+    return checkpoint
 
 
 def checkpoint_dict(s: Session, rng_states: list[dict[str, Any]]) -> dict[str, Any]:
@@ -48,6 +111,7 @@ def checkpoint_dict(s: Session, rng_states: list[dict[str, Any]]) -> dict[str, A
         "scaler": s.scaler.state_dict() if s.scaler.is_enabled() else {},
         "step": st.step,
         "train_seconds": st.seconds,
+        SUBWORD_KEY: subword_files(s.run_dir),
         "epoch": s.data_position["epoch"],
         "sampler": dict(s.data_position),
         "rng": {"world_size": s.info.world_size, "ranks": rng_states},
@@ -62,15 +126,18 @@ def checkpoint_dict(s: Session, rng_states: list[dict[str, Any]]) -> dict[str, A
 
 
 def save(s: Session, rng_states: list[dict[str, Any]], *, best: bool) -> None:
-    """Writes step_N.pt (keeping the newest ``train.keep_checkpoints``), best.pt, last.pt."""
+    """Writes last.pt, best.pt, step_N.pt (keeping the newest ``train.keep_checkpoints``).
+
+    last.pt comes first: a crash during the other writes leaves a run that resumes from it.
+    """
     data = serialize_checkpoint(checkpoint_dict(s, rng_states))
+    save_checkpoint(data, s.run_dir / "last.pt")
+    if best:
+        save_checkpoint(data, s.run_dir / "best.pt")
     keep = s.cfg.train.keep_checkpoints
     if keep > 0:
         save_checkpoint(data, s.run_dir / step_checkpoint_name(s.state.step))
         prune_step_checkpoints(s.run_dir, keep)
-    if best:
-        save_checkpoint(data, s.run_dir / "best.pt")
-    save_checkpoint(data, s.run_dir / "last.pt")
 
 
 def restore(s: Session, path: Path) -> None:

@@ -20,6 +20,8 @@ from typing import Any
 from seq2seq.checkpoint import STEP_CHECKPOINT
 from seq2seq.fileio import write_atomic
 
+logger = logging.getLogger(__name__)
+
 RUN_FILES = ("config.yaml", "best.pt", "last.pt", "metrics.jsonl", "train.log", "curves.png")
 RUN_DIRS = ("alignments",)
 
@@ -29,14 +31,15 @@ class RunDirError(ValueError):
 
 
 def run_entries(run_dir: Path) -> list[Path]:
-    """The files and folders in ``run_dir`` that belong to a run (not its prepared data)."""
+    """The files and folders in ``run_dir`` that belong to a run (not its prepared data), with
+    every ``*.pt`` file: a checkpoint left from an old run would not match the new subword model."""
     if not run_dir.is_dir():
         return []
     found = []
     for path in sorted(run_dir.iterdir()):
         name = path.name
-        if name in RUN_FILES or name in RUN_DIRS or STEP_CHECKPOINT.match(name):
-            found.append(path)
+        if name in RUN_FILES or name in RUN_DIRS or name.endswith(".pt"):
+            found.append(path)  # every checkpoint: step_N.pt, an averaged one, ...
     return found
 
 
@@ -47,8 +50,10 @@ def check_run_dir(run_dir: Path, *, resume: bool, overwrite: bool) -> None:
     if run_dir.exists() and not run_dir.is_dir():
         raise RunDirError(f"run directory {run_dir} exists and is not a directory")
     if resume:
-        if not (run_dir / "last.pt").is_file():
-            raise RunDirError(f"--resume: {run_dir} holds no last.pt to resume from")
+        if not any(_is_checkpoint(p) for p in run_entries(run_dir)):
+            raise RunDirError(
+                f"--resume: {run_dir} holds no last.pt, best.pt or step_N.pt to resume from"
+            )
         return
     entries = run_entries(run_dir)
     if entries and not overwrite:
@@ -59,10 +64,17 @@ def check_run_dir(run_dir: Path, *, resume: bool, overwrite: bool) -> None:
         )
 
 
+def _is_checkpoint(path: Path) -> bool:
+    return path.name in ("last.pt", "best.pt") or bool(STEP_CHECKPOINT.match(path.name))
+
+
 def clear_run_dir(run_dir: Path) -> None:
-    """Deletes a previous run's files (only those, never anything else in the folder)."""
+    """Deletes a previous run's files (only those, never anything else in the folder).
+
+    A symbolic link is removed, never followed: what it points to is left alone.
+    """
     for path in run_entries(run_dir):
-        if path.is_dir():
+        if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path)
         else:
             path.unlink()
@@ -122,9 +134,22 @@ class MetricsLog:
         """Reads an existing file, keeping the records of steps <= ``up_to_step`` (resume)."""
         if self.path is None or not self.path.is_file():
             return
-        lines = self.path.read_text(encoding="utf-8").splitlines()
-        records = [json.loads(line) for line in lines if line.strip()]
-        self.records = [r for r in records if r.get("step", 0) <= up_to_step]
+        records = []
+        for number, line in enumerate(self.path.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            record = _parse_record(line)
+            if record is None:
+                shown = line if len(line) <= 80 else line[:77] + "..."
+                logger.warning(
+                    "%s:%d is not a JSON record (cut short by a crash?): dropped: %s",
+                    self.path,
+                    number,
+                    shown,
+                )
+                continue
+            records.append(record)
+        self.records = [r for r in records if _step(r) <= up_to_step]
         self._write()
 
     def append(self, record: dict[str, Any]) -> None:
@@ -136,6 +161,19 @@ class MetricsLog:
             return
         text = "".join(json.dumps(r, allow_nan=False) + "\n" for r in self.records)
         write_atomic(text, self.path)
+
+
+def _parse_record(line: str) -> dict[str, Any] | None:
+    try:
+        record = json.loads(line)
+    except ValueError:  # json.JSONDecodeError, or invalid UTF-8 escapes
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def _step(record: dict[str, Any]) -> float:
+    step = record.get("step", 0)
+    return step if isinstance(step, (int, float)) else 0
 
 
 def _json_number(value: Any) -> Any:

@@ -141,7 +141,7 @@ def build_session(
     )
     model = session.model
     if resume:
-        checkpointing.restore(session, run_dir / "last.pt")
+        checkpointing.restore(session, checkpointing.resume_path(run_dir))
     elif info.enabled:
         seed_everything(cfg.train.seed + 1000 * info.rank)  # distinct dropout per process
     session.data_position = session.sampler.state_dict()

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import os
+import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
 
 from seq2seq.checkpoint import (
+    SUBWORD_KEY,
     CheckpointError,
     load_checkpoint,
     load_run,
@@ -19,6 +24,9 @@ from seq2seq.checkpoint import (
     save_checkpoint,
 )
 from seq2seq.cli import main
+from seq2seq.config import config_from_dict
+from seq2seq.data import Tokenizer, read_lines
+from seq2seq.training import checkpointing
 
 
 def _ckpt(value: float, size: int = 4) -> dict:
@@ -83,8 +91,9 @@ def test_load_errors(tmp_path: Path) -> None:
     broken = tmp_path / "broken.pt"
     save_checkpoint(_ckpt(1.0, size=1000), broken)
     broken.write_bytes(broken.read_bytes()[:500])
-    with pytest.raises(CheckpointError, match=r"broken\.pt cannot be read"):
+    with pytest.raises(CheckpointError, match=r"broken\.pt cannot be read") as info:
         load_checkpoint(broken)
+    assert "weights_only" not in str(info.value)
     (tmp_path / "text.pt").write_text("hello")
     with pytest.raises(CheckpointError, match=r"text\.pt cannot be read"):
         load_checkpoint(tmp_path / "text.pt")
@@ -106,9 +115,22 @@ def test_loading_never_runs_code(tmp_path: Path) -> None:
             return (os.system, (f"touch {marker}",))
 
     torch.save({"format_version": 1, "config": {}, "model": Evil()}, tmp_path / "evil.pt")
-    with pytest.raises(CheckpointError):
+    with pytest.raises(CheckpointError) as info:
         load_checkpoint(tmp_path / "evil.pt")
     assert not marker.exists()
+    message = str(info.value)
+    assert "evil.pt holds objects other than tensors and plain data" in message
+    assert "not loaded, for safety" in message and "system" in message
+    assert "corrupt" not in message and "weights_only" not in message
+
+
+def test_a_pickled_class_is_refused_as_foreign_not_corrupt(tmp_path: Path) -> None:
+    torch.save({"format_version": 1, "config": {}, "model": {"w": Path("x")}}, tmp_path / "p.pt")
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(tmp_path / "p.pt")
+    message = str(info.value)
+    assert "holds objects other than tensors and plain data (pathlib" in message, message
+    assert "weights_only" not in message
 
 
 def test_prune_keeps_newest(tmp_path: Path) -> None:
@@ -147,3 +169,101 @@ def test_load_run_errors(tmp_path: Path, tiny_run: Path) -> None:
     with pytest.raises(CheckpointError, match="does not fit the model"):
         load_run(tmp_path)
     assert main(["train", "--help"]) == 0
+
+
+# --- the order of the writes, the subword model and finite parameters -----------------------
+
+
+def test_last_pt_is_written_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    written = []
+    monkeypatch.setattr(checkpointing, "checkpoint_dict", lambda s, rng: _ckpt(1.0))
+    monkeypatch.setattr(checkpointing, "save_checkpoint", lambda data, path: written.append(path))
+    session = SimpleNamespace(
+        run_dir=tmp_path,
+        cfg=SimpleNamespace(train=SimpleNamespace(keep_checkpoints=2)),
+        state=SimpleNamespace(step=50),
+    )
+    checkpointing.save(session, [], best=True)
+    assert [p.name for p in written] == ["last.pt", "best.pt", "step_50.pt"]
+
+
+def _copy_run(tiny_run: Path, dest: Path, names=("spm.model", "best.pt")) -> Path:
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        shutil.copy(tiny_run / name, dest / name)
+    return dest
+
+
+def _other_subword_model(tiny_run: Path, dest: Path) -> None:
+    """Trains another subword model (vocabulary 90) into ``dest``."""
+    from run_factory import tiny_config
+
+    data = tiny_run.parent / "data"
+    cfg = tiny_config(data, overrides=["data.tokenizer.vocab_size=90"])
+    Tokenizer.train(
+        cfg.data.tokenizer, read_lines(data / "train.en"), read_lines(data / "train.de"), dest
+    )
+
+
+def test_checkpoints_record_the_sha256_of_their_subword_model(tiny_run: Path) -> None:
+    digest = hashlib.sha256((tiny_run / "spm.model").read_bytes()).hexdigest()
+    for name in ("last.pt", "best.pt"):
+        assert load_checkpoint(tiny_run / name)[SUBWORD_KEY] == {"spm.model": digest}
+
+
+def test_a_checkpoint_beside_another_subword_model_is_refused(
+    tiny_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    run = _copy_run(tiny_run, tmp_path / "run", names=("best.pt",))
+    _other_subword_model(tiny_run, run)
+    with pytest.raises(CheckpointError) as info:
+        load_run(run)
+    message = str(info.value)
+    assert f"checkpoint {run / 'best.pt'} does not belong to the subword model" in message
+    assert f"{run / 'spm.model'} has SHA-256" in message
+    src = tiny_run.parent / "data" / "test.en"
+    assert main(["translate", str(run), "--input", str(src)]) == 2
+    err = capsys.readouterr().err
+    assert "does not belong to the subword model" in err and "Traceback" not in err
+    # a run whose subword model is gone names the missing file
+    (run / "spm.model").unlink()
+    with pytest.raises(CheckpointError, match=r"spm\.model is missing"):
+        load_run(run)
+
+
+def test_a_checkpoint_without_a_recorded_subword_model_loads_with_a_warning(
+    tiny_run: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    run = _copy_run(tiny_run, tmp_path / "run")
+    state = load_checkpoint(run / "best.pt")
+    del state[SUBWORD_KEY]
+    save_checkpoint(state, run / "best.pt")
+    with caplog.at_level(logging.WARNING, logger="seq2seq"):
+        load_run(run)
+    assert "does not record its subword model" in caplog.text
+
+
+def test_resume_refuses_another_subword_model(tiny_run: Path, tmp_path: Path) -> None:
+    run = _copy_run(tiny_run, tmp_path / "run", names=("last.pt", "config.yaml"))
+    _other_subword_model(tiny_run, run)
+    cfg = config_from_dict(load_checkpoint(run / "last.pt")["config"])
+    with pytest.raises(CheckpointError, match="does not belong to the subword model"):
+        checkpointing.check_start(cfg, run, resume=True, overwrite=False)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_a_checkpoint_with_non_finite_parameters_is_refused_by_name(
+    tiny_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture, bad: float
+) -> None:
+    run = _copy_run(tiny_run, tmp_path / "run")
+    state = load_checkpoint(run / "best.pt")
+    name = sorted(state["model"])[-1]
+    state["model"][name].view(-1)[0] = bad
+    save_checkpoint(state, run / "best.pt")
+    kind = "1 NaN and 0 infinite" if bad != bad else "0 NaN and 1 infinite"
+    with pytest.raises(CheckpointError, match=f"parameter '{name}' holds {kind} value"):
+        load_run(run)
+    src = tiny_run.parent / "data" / "test.en"
+    assert main(["translate", str(run), "--input", str(src)]) == 2
+    err = capsys.readouterr().err
+    assert f"parameter '{name}'" in err and "Traceback" not in err

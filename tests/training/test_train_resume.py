@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import shutil
 from pathlib import Path
 
 import pytest
@@ -117,3 +119,33 @@ def test_nan_loss_is_skipped_under_fp16_loss_scaling(
     assert skipped == {1: 0, 2: 0, 3: 1, 4: 0}  # the 3rd update was skipped, a 5th one ran
     scale = load_checkpoint(run_dir / "last.pt")["scaler"]["scale"]
     assert scale == 65536.0 / 2
+
+
+def test_resume_after_a_crash_in_the_first_writes_of_a_save(
+    tmp_path: Path, tiny_corpus: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A crash of an older seq2seq (which wrote last.pt after the others) left step_3.pt, a
+    truncated best.pt, no last.pt and a half-written metrics line: --resume continues from
+    step_3.pt, with warnings, and ends as the uninterrupted run."""
+    settings = [*RESUME_SETTINGS, "train.validate_every=3", "train.keep_checkpoints=1"]
+    cfg = tiny_config(tiny_corpus, overrides=[*settings, "train.max_steps=6"])
+    full = tmp_path / "full"
+    train(tiny_config(tiny_corpus, overrides=[*settings, "train.max_steps=3"]), full)
+    crashed = tmp_path / "crashed"
+    shutil.copytree(full, crashed)
+    train(cfg, full, resume=True)
+    (crashed / "last.pt").unlink()
+    best = crashed / "best.pt"
+    best.write_bytes(best.read_bytes()[:1000])
+    with (crashed / "metrics.jsonl").open("a", encoding="utf-8") as f:
+        f.write('{"split": "train", "step": 4, "lo')
+    with caplog.at_level(logging.WARNING, logger="seq2seq"):
+        result = train(cfg, crashed, resume=True)
+    assert result.step == 6
+    assert f"last.pt does not exist; resuming from {crashed / 'step_3.pt'} (step 3)" in caplog.text
+    assert "metrics.jsonl:" in caplog.text and "is not a JSON record" in caplog.text
+    a, b = load_checkpoint(full / "last.pt"), load_checkpoint(crashed / "last.pt")
+    for name, tensor in a["model"].items():
+        assert torch.equal(tensor, b["model"][name]), name
+    assert _losses(crashed) == _losses(full)
+    assert sorted(p.name for p in crashed.glob("*.pt")) == ["best.pt", "last.pt", "step_6.pt"]
