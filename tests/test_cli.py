@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import subprocess
 import sys
 import types
@@ -58,6 +59,17 @@ def _raise(kind: str) -> None:
         raise RuntimeError("a genuine bug")
     if kind == "plain-value":
         raise ValueError("not one of ours")
+    if kind == "terminate":
+        # without a handler of its own, SIGTERM would end the test process: check first
+        assert callable(signal.getsignal(signal.SIGTERM)), "no SIGTERM handler"
+        try:
+            signal.raise_signal(signal.SIGTERM)
+            raise AssertionError("SIGTERM did not interrupt the command")
+        finally:
+            UNWOUND.append(kind)  # finally blocks (and context managers) run on the way out
+
+
+UNWOUND: list[str] = []
 
 
 @pytest.fixture
@@ -109,3 +121,12 @@ def test_user_errors_are_one_line_on_stderr(fake_command, capsys, kind, code, me
 def test_other_errors_keep_their_traceback(fake_command, kind, error):
     with pytest.raises(error):
         cli.main(["boom", "--kind", kind])
+
+
+def test_sigterm_unwinds_the_command_and_exits_143(fake_command, capsys):
+    before = signal.getsignal(signal.SIGTERM)
+    UNWOUND.clear()
+    assert cli.main(["boom", "--kind", "terminate"]) == 143
+    assert capsys.readouterr().err == "seq2seq boom: terminated (SIGTERM)\n"
+    assert UNWOUND == ["terminate"]
+    assert signal.getsignal(signal.SIGTERM) is before  # restored after the command

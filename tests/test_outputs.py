@@ -182,6 +182,7 @@ def test_average_out_replaces_only_a_checkpoint(run_dir, tmp_path, capsys):
         ("--max-len-ratio", "1e300"),
         ("--max-len-offset", "-1"),
         ("--max-len-offset", "9" * 30),
+        ("--max-len-offset", "9" * 400),  # beyond the float range
     ],
 )
 @pytest.mark.parametrize("command", ["translate", "evaluate"])
@@ -189,7 +190,8 @@ def test_decoding_numbers_must_be_finite_and_in_range(tmp_path, capsys, command,
     args = [command, str(tmp_path), option, value]
     if command == "evaluate":
         args += ["--src", "a", "--ref", "b", "--hyp-out", str(tmp_path / "hyp")]
-    _fails(args, capsys, option, "expected a finite", repr(value))
+    expected = "expected an integer" if option == "--max-len-offset" else "expected a finite"
+    _fails(args, capsys, option, expected, repr(value))
     assert list(tmp_path.iterdir()) == []
 
 

@@ -39,17 +39,6 @@ def add_config_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def positive_int(value: str) -> int:
-    """argparse type: an integer >= 1."""
-    try:
-        number = int(value)
-    except ValueError:
-        number = 0
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value!r}")
-    return number
-
-
 def number_in(
     kind: type[int] | type[float] = float,
     *,
@@ -63,7 +52,7 @@ def number_in(
     """
     bounds = [f">= {ge:g}" if ge is not None else "", f"> {gt:g}" if gt is not None else ""]
     bounds.append(f"<= {le:g}" if le is not None else "")
-    expected = f"a finite {'integer' if kind is int else 'number'} " + " and ".join(
+    expected = f"{'an integer' if kind is int else 'a finite number'} " + " and ".join(
         b for b in bounds if b
     )
 
@@ -74,7 +63,7 @@ def number_in(
             number = None
         if (
             number is None
-            or not math.isfinite(number)
+            or (kind is float and not math.isfinite(number))  # an int is always finite
             or (ge is not None and not number >= ge)
             or (gt is not None and not number > gt)
             or (le is not None and not number <= le)
@@ -84,6 +73,10 @@ def number_in(
 
     parse.__name__ = f"{kind.__name__}_in_range"
     return parse
+
+
+#: argparse type: an integer >= 1.
+positive_int = number_in(int, ge=1)
 
 
 def check_outputs(

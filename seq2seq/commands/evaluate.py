@@ -13,7 +13,7 @@ beam, checkpoint, and aer with --gold-alignments.
 --gold-alignments FILE (Pharaoh: "i-j" sure, "ipj" or "i?j" possible links, one line per
 sentence pair of --src/--ref) forces each reference through the model, extracts word alignments
 from its cross-attention (--align-layer, --align-head) and reports the alignment error rate
-(AER, Och & Ney 2003; lower is better).
+(AER, Och & Ney 2003; lower is better). --hyp-out may not name one of the input files.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ layers x heads. With --input FILE every non-empty line is a source sentence (opt
 followed by a tab and a target to force); a .html output holds all of them, a static output
 (.png/.svg/.pdf) is written once per sentence as OUT_STEM_<line number>.<suffix>.
 --words merges subword pieces into words: weights of a word's source pieces are summed, rows
-of a word's target pieces averaged.
+of a word's target pieces averaged. An output may not be one of the input files.
 """
 
 from __future__ import annotations

@@ -20,6 +20,10 @@ input line gives one line with an empty hypothesis and score 0.
 to target word j of the (best) translation, 0-based, words = whitespace-separated tokens. Links
 come from the cross-attention of one layer (--align-layer, default the last), averaged over its
 heads (or one head, --align-head), merged from subword pieces into words.
+
+An output that is the same file as an input (--input or a redirected stdin, the checkpoint,
+the subword model) or as the other output is refused before anything is read or written. On
+Ctrl-C or SIGTERM no output file, complete or partial, and no temporary file is left.
 """
 
 from __future__ import annotations
