@@ -47,6 +47,7 @@ from tqdm import tqdm
 from seq2seq.data.batching import Batch
 from seq2seq.data.io import DataError, TextStream, split_lines
 from seq2seq.data.tokenizer import JOINT_MODEL, SRC_MODEL, TGT_MODEL, Tokenizer
+from seq2seq.fileio import fsync_dir
 from seq2seq.vocab import BOS_ID, EOS_ID, PAD_ID
 
 if TYPE_CHECKING:
@@ -572,10 +573,6 @@ def _replace_dir(new: Path, target: Path) -> None:
         old = target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}.old")
         target.rename(old)
     new.rename(target)
-    fd = os.open(target.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_dir(target.parent)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
