@@ -114,6 +114,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         return 1
     except Exception as exc:
+        if getattr(exc, "quiet", False):  # said by another process (rank 0 of a torchrun job)
+            return 2
         if not _is_user_error(exc):
             raise
         print(f"{prog}: error: {_message(exc)}", file=sys.stderr)

@@ -15,6 +15,8 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import sys
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -64,6 +66,14 @@ def _errors_name(path: Path, tmp: Path) -> Iterator[None]:
         raise renamed from e
 
 
+def _pause_for_tests(path: Path) -> None:
+    """The crash tests' hook: with SEQ2SEQ_PAUSE_BEFORE_REPLACE naming this file, say so on
+    stderr and wait, so that a kill lands between the write and the rename for certain."""
+    if os.environ.get("SEQ2SEQ_PAUSE_BEFORE_REPLACE") == path.name:
+        print(f"paused before replacing {path.name}", file=sys.stderr, flush=True)
+        time.sleep(3600)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str], *, parents: bool = False) -> Iterator[Path]:
     """Yield a fresh temporary path beside ``path``; when the block completes, the file written
@@ -85,6 +95,7 @@ def atomic_path(path: str | os.PathLike[str], *, parents: bool = False) -> Itera
                 pass
             yield tmp
             _fsync_file(tmp)
+            _pause_for_tests(path)
             os.replace(tmp, path)
             fsync_dir(path.parent)
     finally:

@@ -24,8 +24,12 @@ BASE = {
     },
     "train": {"max_steps": 100},
 }
-SETTINGS = settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+SETTINGS = settings(  # derandomized: the same examples on every run, so CI cannot flake
+    max_examples=150,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 
 text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=12)

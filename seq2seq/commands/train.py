@@ -14,6 +14,7 @@ holds a run is refused unless --resume (continue it exactly) or --overwrite (rep
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 
@@ -62,6 +63,15 @@ def run(args: argparse.Namespace) -> int:
     except TrainingError as e:
         print(f"seq2seq train: error: {e}", file=sys.stderr)
         return 1
+    if result.signal is not None:
+        sets = "".join(f" --set {shlex.quote(item)}" for item in args.overrides)
+        resume = f"seq2seq train {shlex.quote(args.config)} --run-dir {run_dir}{sets} --resume"
+        print(
+            f"seq2seq train: {result.stop_reason} at step {result.step}: {run_dir / 'last.pt'}"
+            f" holds the run; continue it with: {resume}",
+            file=sys.stderr,
+        )
+        return 128 + result.signal  # 130 for SIGINT, 143 for SIGTERM
     best = "-" if result.best_bleu is None else f"{result.best_bleu:.2f}"
     print(
         f"{result.run_dir}: stopped at step {result.step} ({result.stop_reason}); "

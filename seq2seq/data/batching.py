@@ -195,10 +195,31 @@ class TokenBatchSampler:
         return len(self.batches())
 
     def state_dict(self) -> dict[str, int]:
-        return {"epoch": self.epoch, "position": self.position}
+        """The position, and the shape of the batches it counts (global budget, processes)."""
+        return {
+            "epoch": self.epoch,
+            "position": self.position,
+            "batch_tokens": self.batch_tokens,
+            "world_size": self.world_size,
+        }
 
     def load_state_dict(self, state: dict[str, int]) -> None:
+        """Continues at ``state``'s position. Mid-epoch, the position counts batches of the
+        budget and number of processes that wrote it: another budget or number of processes
+        would cut other batches, repeating or skipping data, and is refused (at an epoch's
+        start any may follow)."""
         epoch, position = int(state["epoch"]), int(state["position"])
+        shape = {"batch_tokens": self.batch_tokens, "world_size": self.world_size}
+        saved = {key: state.get(key, value) for key, value in shape.items()}  # older: unknown
+        if position > 0 and saved != shape:
+            raise ValueError(
+                f"the data position (epoch {epoch}, batch {position}) counts batches of"
+                f" {saved['world_size']} process(es) with train.batch_tokens="
+                f"{saved['batch_tokens']}, but this job has {self.world_size} with"
+                f" {self.batch_tokens}: it would repeat or skip training data. Resume with"
+                f" {saved['world_size']} process(es) and train.batch_tokens="
+                f"{saved['batch_tokens']}, at least until the epoch ends"
+            )
         if not 0 <= position <= len(self.batches(epoch)):
             raise ValueError(
                 f"sampler state: position {position} outside epoch {epoch}'s"

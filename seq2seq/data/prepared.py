@@ -295,9 +295,11 @@ def build(
     streams = {side: TextStream(path) for side, path in paths.items()}
     started = time.perf_counter()
     train_subwords = tokenizer is None
+    blank = dict.fromkeys(SIDES, 0)
     with _bar(progress, "checking") as bar:
         for side in SIDES:
             for block in streams[side]:
+                blank[side] += len(block) - sum(1 for _ in filter(str.strip, block))
                 if bar is not None:
                     bar.update(len(block))
     counts = {side: streams[side].lines for side in SIDES}
@@ -307,6 +309,7 @@ def build(
             f" {paths['tgt']} has {counts['tgt']}; expected the same number of lines (one"
             " sentence pair per line)"
         )
+    _check_blank_lines(paths, counts["src"], blank)
     logger.info("checked %s sentence pairs in %.1f s", f"{counts['src']:,}", _since(started))
     if train_subwords:
         tokenizer = Tokenizer.train(
@@ -323,8 +326,6 @@ def build(
         for side in SIDES
     }
     run_dir.mkdir(parents=True, exist_ok=True)
-    if train_subwords:
-        tokenizer.save(run_dir)
     tmp = run_dir / f".{PREPARED_DIR}.{uuid.uuid4().hex[:12]}.tmp"
     try:
         tmp.mkdir()
@@ -333,6 +334,16 @@ def build(
             if header["sha256"][side] != sources[side]["sha256"]:
                 raise DataError(f"{paths[side]} changed while it was being prepared")
         del header["sha256"]
+        if header["pairs"]["kept"] == 0:
+            raise DataError(
+                f"{paths['src']}: no training pair is left after dropping"
+                f" {header['pairs']['dropped']['too_long']:,} pairs longer than data.max_len="
+                f"{data.max_len} subword tokens and"
+                f" {header['pairs']['dropped']['empty_source']:,} with an empty source; raise"
+                " data.max_len"
+            )
+        if train_subwords:  # only now: a failure above leaves the run directory as it was
+            tokenizer.save(run_dir)
         header.update(
             format_version=FORMAT_VERSION,
             recipe=recipe(cfg),
@@ -360,11 +371,23 @@ def build(
         f"{dropped['empty_source']:,}",
         run_dir / PREPARED_DIR,
     )
-    if kept == 0:
-        raise DataError(
-            f"{paths['src']}: no training pair is left after dropping pairs longer than "
-            f"data.max_len={data.max_len} subword tokens or with an empty source; raise "
-            "data.max_len"
+
+
+def _check_blank_lines(paths: dict[str, Path], lines: int, blank: dict[str, int]) -> None:
+    """Refuses a side whose every line is blank; warns when over 1 % of the targets are."""
+    for side in SIDES:
+        if blank[side] == lines:
+            raise DataError(
+                f"{paths[side]}: all {lines:,} lines are empty; expected one sentence per line"
+            )
+    if blank["tgt"] > 0.01 * lines:
+        logger.warning(
+            "%s: %s of %s target lines (%.1f%%) are empty; the model learns to translate their"
+            " sources into nothing",
+            paths["tgt"],
+            f"{blank['tgt']:,}",
+            f"{lines:,}",
+            100 * blank["tgt"] / lines,
         )
 
 
@@ -436,7 +459,9 @@ def _encode(
         bar = stack.enter_context(_bar(progress, "encoding"))
         if bar is not None:
             bar.reset(total=total)
-        for result in _map_ordered(tokenizer, max_len, dtype, chunks, workers_for(cfg)):
+        # Worker processes pay off beyond a few chunks; below, encoding here is quicker.
+        workers = workers_for(cfg) if total > 4 * CHUNK_LINES else 1
+        for result in _map_ordered(tokenizer, max_len, dtype, chunks, workers):
             for side in SIDES:
                 writers[side].write(memoryview(result[side]).cast("B"))
                 lengths[side].append(result[f"{side}_lengths"])
@@ -554,8 +579,10 @@ def _map_ordered(
         finally:
             _WORKER.clear()
         return
+    # Not "fork": a process that forks while another of its threads holds a lock (tqdm's
+    # monitor, torch's thread pools) can leave the child waiting on it for ever.
     methods = multiprocessing.get_all_start_methods()
-    context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
     with context.Pool(workers, initializer=_init_worker, initargs=init_args) as pool:
         pending: collections.deque = collections.deque()
         for chunk in chunks:

@@ -8,6 +8,7 @@ trainer on its share of each global batch; DistributedDataParallel averages the 
 from __future__ import annotations
 
 import contextlib
+import datetime
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -36,25 +37,63 @@ class DistInfo:
         return self.world_size > 1
 
 
+class RankZeroFailed(RuntimeError):
+    """Raised on the other processes when rank 0 failed in ``run_on_main``: rank 0 reports the
+    error, the command line exits quietly elsewhere (``quiet``), so that it is said once."""
+
+    quiet = True
+
+
+class LaunchError(ValueError):
+    """The multi-process environment (``torchrun``'s variables) is incomplete or inconsistent."""
+
+
+def _env_int(name: str, default: str | None = None) -> int:
+    value = os.environ.get(name, default)
+    if value is None:
+        raise LaunchError(
+            f"WORLD_SIZE={os.environ['WORLD_SIZE']} is set but {name} is not; launch with"
+            " torchrun (it sets RANK, LOCAL_RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT), or"
+            " unset WORLD_SIZE to train in one process"
+        )
+    try:
+        return int(value)
+    except ValueError:
+        raise LaunchError(f"environment variable {name}={value!r}: expected an integer") from None
+
+
 def detect() -> DistInfo:
     """Reads the ``torchrun`` environment (RANK, LOCAL_RANK, WORLD_SIZE, LOCAL_WORLD_SIZE)."""
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    world_size = _env_int("WORLD_SIZE", "1")
     if world_size <= 1:
         return DistInfo()
-    return DistInfo(
-        rank=int(os.environ["RANK"]),
-        local_rank=int(os.environ.get("LOCAL_RANK", "0")),
+    info = DistInfo(
+        rank=_env_int("RANK"),
+        local_rank=_env_int("LOCAL_RANK", "0"),
         world_size=world_size,
-        local_world_size=int(os.environ.get("LOCAL_WORLD_SIZE", str(world_size))),
+        local_world_size=_env_int("LOCAL_WORLD_SIZE", str(world_size)),
     )
+    if not 0 <= info.rank < world_size:
+        raise LaunchError(f"RANK={info.rank} is outside 0..WORLD_SIZE-1 ({world_size - 1})")
+    return info
 
 
-def init_process_group(info: DistInfo, device: torch.device) -> bool:
-    """Joins the process group (Gloo on CPU, NCCL on CUDA); True when this call created it."""
+def init_process_group(info: DistInfo, device: torch.device, timeout: float = 7200.0) -> bool:
+    """Joins the process group (Gloo on CPU, NCCL on CUDA); True when this call created it.
+
+    ``timeout`` (seconds, ``train.dist_timeout``) bounds every collective: the other processes
+    wait in one while rank 0 validates and writes checkpoints, which the backends' defaults
+    (10 or 30 minutes) would cut short on a large validation set.
+    """
     if not info.enabled or dist.is_initialized():
         return False
     backend = "nccl" if device.type == "cuda" else "gloo"
-    dist.init_process_group(backend=backend, rank=info.rank, world_size=info.world_size)
+    dist.init_process_group(
+        backend=backend,
+        rank=info.rank,
+        world_size=info.world_size,
+        timeout=datetime.timedelta(seconds=timeout),
+    )
     return True
 
 
@@ -135,7 +174,7 @@ def run_on_main(work: Callable[[], None], info: DistInfo) -> None:
             raise
     error = broadcast_object(error, info)
     if error is not None:
-        raise RuntimeError(f"rank 0 failed: {error}")
+        raise RankZeroFailed(f"rank 0 failed: {error}")
 
 
 def barrier(info: DistInfo) -> None:

@@ -56,7 +56,9 @@ def check_run_dir(run_dir: Path, *, resume: bool, overwrite: bool) -> None:
             )
         return
     entries = run_entries(run_dir)
-    if entries and not overwrite:
+    if not overwrite and any(p.name.endswith(".pt") for p in entries):
+        # A directory without any checkpoint holds only the leftovers of a run that stopped
+        # before its first one (config.yaml, train.log): a new run may replace them.
         names = ", ".join(p.name for p in entries[:5])
         raise RunDirError(
             f"run directory {run_dir} already holds a run ({names}); use --resume to "
@@ -66,6 +68,18 @@ def check_run_dir(run_dir: Path, *, resume: bool, overwrite: bool) -> None:
 
 def _is_checkpoint(path: Path) -> bool:
     return path.name in ("last.pt", "best.pt") or bool(STEP_CHECKPOINT.match(path.name))
+
+
+def remove_temporaries(run_dir: Path) -> list[Path]:
+    """Removes the ``.*.tmp`` files and folders that an interrupted write left in ``run_dir``
+    (never following a link); returns them."""
+    found = sorted(run_dir.glob(".*.tmp")) if run_dir.is_dir() else []
+    for path in found:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    return found
 
 
 def clear_run_dir(run_dir: Path) -> None:

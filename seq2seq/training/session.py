@@ -25,7 +25,7 @@ from seq2seq.training import checkpointing, distributed
 from seq2seq.training.corpus import Corpora, make_sampler, validation_set
 from seq2seq.training.distributed import DistInfo
 from seq2seq.training.precision import Precision, resolve_precision
-from seq2seq.training.rundir import MetricsLog, RunDirError, clear_run_dir
+from seq2seq.training.rundir import MetricsLog, RunDirError, clear_run_dir, remove_temporaries
 from seq2seq.training.schedules import LRSchedule, build_schedule
 from seq2seq.training.state import TrainState, seed_everything
 from seq2seq.training.validation import ValidSet
@@ -62,7 +62,7 @@ def start_run_dir(
     cfg: Config, run_dir: Path, *, resume: bool, overwrite: bool, progress: bool = True
 ) -> None:
     """Checks the run directory, prepares (or on ``--resume`` checks) the training data, then
-    writes the config.
+    writes the config (a resume writes it in :func:`build_session`, once restored).
 
     A refused run or bad data change nothing: ``prepare`` reads every training line before its
     first write, and ``--overwrite`` removes the old run's files only after that.
@@ -72,10 +72,12 @@ def start_run_dir(
         check_prepared_for_resume(cfg, run_dir)
     else:
         prepare(cfg, run_dir, progress=progress)
-    if overwrite:
-        clear_run_dir(run_dir)
+        clear_run_dir(run_dir)  # --overwrite, or the leftovers of a run without a checkpoint
+    for path in remove_temporaries(run_dir):
+        logger.info("removed %s, left by an interrupted write", path)
     run_dir.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, run_dir / "config.yaml")
+    if not resume:
+        save_config(cfg, run_dir / "config.yaml")  # a resume writes it once restored
 
 
 def check_prepared_for_resume(cfg: Config, run_dir: Path) -> None:
@@ -144,6 +146,8 @@ def build_session(
         checkpointing.restore(session, checkpointing.resume_path(run_dir))
     elif info.enabled:
         seed_everything(cfg.train.seed + 1000 * info.rank)  # distinct dropout per process
+    if resume and info.is_main:
+        save_config(cfg, run_dir / "config.yaml")  # every check has passed
     session.data_position = session.sampler.state_dict()
     session.model = distributed.wrap_model(model, info, device)
     logger.info(

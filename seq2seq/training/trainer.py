@@ -14,6 +14,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import signal
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,6 +26,7 @@ import torch
 from torch import nn
 from torch.profiler import record_function
 
+from seq2seq.checkpoint import save_checkpoint, serialize_checkpoint
 from seq2seq.config import Config, parse_duration
 from seq2seq.data import Batch
 from seq2seq.data.loader import BatchLoader
@@ -65,6 +68,7 @@ class TrainResult:
     stop_reason: str
     best_bleu: float | None
     last_valid: dict[str, Any] | None
+    signal: int | None = None  # SIGINT or SIGTERM that stopped training (last.pt written)
 
 
 def train(
@@ -80,7 +84,9 @@ def train(
     threads = torch.get_num_threads()
     if device.type == "cpu":
         configure_threads(cfg.train.threads, info.local_world_size)
-    owns_group = distributed.init_process_group(info, device)
+    owns_group = distributed.init_process_group(
+        info, device, timeout=parse_duration(cfg.train.dist_timeout)
+    )
     try:
         show_progress = info.is_main and not cfg.train.quiet
         distributed.run_on_main(
@@ -117,6 +123,8 @@ def fit(s: Session, max_seconds: float | None) -> TrainResult:
 
     reason = limit_reached(s, clock(), max_seconds)
     shown = {"loss": math.nan, "tok_per_s": math.nan}  # of the latest log line
+    signals = contextlib.ExitStack()  # SIGINT / SIGTERM: stop after the update, save last.pt
+    received = signals.enter_context(stop_on_signals())
     try:
         for batches in update_batches(s) if reason is None else ():
             stats = train_update(s, batches, budget_used(s, clock(), max_seconds))
@@ -138,6 +146,9 @@ def fit(s: Session, max_seconds: float | None) -> TrainResult:
                             f"improve in {t.patience} validations"
                         )
                         break
+            if signal_agreed(s, received):
+                reason = f"{signal.Signals(received['signal']).name} received"
+                break
             reason = limit_reached(s, clock(), max_seconds)
             if reason:
                 break
@@ -145,8 +156,12 @@ def fit(s: Session, max_seconds: float | None) -> TrainResult:
             reason = reason or f"max_epochs={t.max_epochs} reached"
     finally:
         progress.close()
+        signals.close()
     check_finite(s, window)
-    if s.state.step > 0 and s.state.validated_step != s.state.step:
+    stopped_by = received.get("signal") if reason.endswith(" received") else None
+    if stopped_by is not None:
+        save_last(s)
+    elif s.state.step > 0 and s.state.validated_step != s.state.step:
         validate_and_save(s)
     logger.info(
         "stopped at step %d (%s) after %s; best valid BLEU %s at step %s",
@@ -163,7 +178,57 @@ def fit(s: Session, max_seconds: float | None) -> TrainResult:
         stop_reason=reason,
         best_bleu=s.state.best_bleu,
         last_valid=last_valid,
+        signal=stopped_by,
     )
+
+
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[dict[str, int]]:
+    """While active, SIGINT (Ctrl-C) and SIGTERM ask the loop to stop after the current update
+    (the dict gets ``signal``); a second signal of the same kind acts as it normally does.
+    Only the main thread can install handlers: elsewhere nothing changes."""
+    received: dict[str, int] = {}
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+    kinds = (signal.SIGINT, signal.SIGTERM)
+    previous = {kind: signal.getsignal(kind) for kind in kinds}
+
+    def handler(signum: int, frame: Any) -> None:
+        received.setdefault("signal", signum)
+        signal.signal(signum, previous[signum])
+        logger.warning(
+            "%s received: stopping after this update and writing last.pt (again to stop now)",
+            signal.Signals(signum).name,
+        )
+
+    for kind in kinds:
+        signal.signal(kind, handler)
+    try:
+        yield received
+    finally:
+        for kind in kinds:
+            signal.signal(kind, previous[kind])
+
+
+def signal_agreed(s: Session, received: dict[str, int]) -> bool:
+    """Whether to stop for a signal now. Under torchrun the processes agree at log intervals
+    (every process must stop after the same update; asking them every update would cost a
+    synchronisation per step)."""
+    if not s.info.enabled:
+        return "signal" in received
+    if s.state.step % s.cfg.train.log_every:
+        return False
+    return distributed.all_reduce_sum([float("signal" in received)], s.info)[0] > 0
+
+
+def save_last(s: Session) -> None:
+    """Writes last.pt (only) with the state after the latest update, on rank 0."""
+    rng_states = distributed.gather_objects(capture_rng(), s.info)
+    if s.info.is_main:
+        data = serialize_checkpoint(checkpointing.checkpoint_dict(s, rng_states))
+        save_checkpoint(data, s.run_dir / "last.pt")
+    distributed.barrier(s.info)
 
 
 def update_batches(s: Session) -> Iterator[list[Batch]]:
@@ -178,13 +243,14 @@ def update_batches(s: Session) -> Iterator[list[Batch]]:
         pin_memory=s.device.type == "cuda",
     )
     s.loader = loader
+    shape = s.sampler.state_dict()  # the budget and number of processes of the positions
     with loader:
         for fed in loader:  # continues mid-epoch after a resume
             if fed.batch is not None:
                 group.append(to_device(fed.batch, s.device))
-                s.data_position = {"epoch": fed.epoch, "position": fed.position}
+                s.data_position = {**shape, "epoch": fed.epoch, "position": fed.position}
             else:
-                s.data_position = {"epoch": fed.epoch + 1, "position": 0}
+                s.data_position = {**shape, "epoch": fed.epoch + 1, "position": 0}
             if group and (len(group) == t.accum_steps or fed.batch is None):
                 yield group
                 group = []

@@ -176,13 +176,29 @@ def test_resume_mid_epoch_yields_exactly_the_remaining_batches():
     iterator = iter(sampler)
     seen = [next(iterator).tolist() for _ in range(5)]
     state = sampler.state_dict()
-    assert state == {"epoch": 2, "position": 5}
+    assert state == {"epoch": 2, "position": 5, "batch_tokens": 250, "world_size": 1}
     resumed = make_sampler(pairs, batch_tokens=250)
     resumed.load_state_dict(state)
     resumed.set_epoch(2)  # a trainer re-announcing the same epoch keeps the position
     rest = lists(resumed)
     assert seen + rest == full
-    assert resumed.state_dict() == {"epoch": 3, "position": 0}  # finished: next epoch
+    assert resumed.state_dict()["epoch"] == 3  # finished: next epoch
+    assert resumed.state_dict()["position"] == 0
     assert lists(resumed) == lists(resumed.batches(3))
     with pytest.raises(ValueError, match="position"):
         resumed.load_state_dict({"epoch": 0, "position": len(full) + 1})
+
+
+def test_mid_epoch_positions_of_another_job_shape_are_refused():
+    pairs = random_pairs(300, seed=7)
+    state = {"epoch": 1, "position": 3, "batch_tokens": 250, "world_size": 2}
+    with pytest.raises(ValueError, match=r"counts batches of 2 process\(es\) with train"):
+        make_sampler(pairs, batch_tokens=250).load_state_dict(state)
+    with pytest.raises(ValueError, match="batch_tokens=250, but this job has 1 with 300"):
+        make_sampler(pairs, batch_tokens=300).load_state_dict({**state, "world_size": 1})
+    at_epoch_start = make_sampler(pairs, batch_tokens=300, rank=1, world_size=2)
+    at_epoch_start.load_state_dict({**state, "position": 0})  # any shape may start an epoch
+    assert at_epoch_start.state_dict()["epoch"] == 1
+    old = make_sampler(pairs, batch_tokens=300)
+    old.load_state_dict({"epoch": 1, "position": 3})  # a checkpoint that predates the check
+    assert old.position == 3

@@ -262,3 +262,24 @@ def test_greedy_cut_equals_the_one_by_one_loop():
         widths = rng.integers(1, 60, n)
         budget, min_size = int(rng.integers(1, 400)), int(rng.integers(1, 4))
         assert greedy_cut(widths, budget, min_size).tolist() == reference(widths, budget, min_size)
+
+
+def test_blank_sides_are_refused_before_anything_is_written(tmp_path: Path, corpus: Path, caplog):
+    data = copy_corpus(corpus, tmp_path / "data")
+    lines = (data / "train.en").read_text(encoding="utf-8").count("\n")
+    (data / "train.en").write_text(" \n" * lines, encoding="utf-8")
+    with pytest.raises(DataError, match=rf"{data / 'train.en'}: all {lines} lines are empty"):
+        prepare(make_config(data), tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
+    (data / "train.en").write_bytes((corpus / "train.en").read_bytes())
+    targets = (data / "train.de").read_text(encoding="utf-8").splitlines()
+    targets[:10] = [""] * 10  # 10 of 302: over 1 %
+    (data / "train.de").write_text("\n".join(targets) + "\n", encoding="utf-8")
+    prepare(make_config(data), tmp_path / "run", progress=False)
+    assert "10 of 302 target lines (3.3%) are empty" in caplog.text
+
+
+def test_no_pair_left_writes_nothing(tmp_path: Path, corpus: Path):
+    with pytest.raises(DataError, match=r"no training pair is left .* raise data.max_len"):
+        prepare(make_config(corpus, max_len=1), tmp_path / "run", progress=False)
+    assert list((tmp_path / "run").iterdir()) == []  # no subword model, no prepared data

@@ -116,3 +116,29 @@ def test_train_after_prepare_reuses_its_data_and_prepare_guards_a_trained_run(
 
 def sets(overrides: list[str]) -> list[str]:
     return [arg for item in overrides for arg in ("--set", item)]
+
+
+def test_resume_checks_everything_before_it_writes(tmp_path: Path, tiny_corpus: Path) -> None:
+    run_dir = tmp_path / "run"
+    train(tiny_config(tiny_corpus, overrides=[*QUICK, "train.max_steps=2"]), run_dir)
+    (run_dir / "spm.model").unlink()
+    config = (run_dir / "config.yaml").read_bytes()
+    with pytest.raises(ValueError, match="subword model"):
+        train(
+            tiny_config(tiny_corpus, overrides=[*QUICK, "train.max_steps=9"]), run_dir, resume=True
+        )
+    assert (run_dir / "config.yaml").read_bytes() == config
+
+
+def test_a_run_that_stopped_before_its_first_checkpoint_can_start_again(
+    tmp_path: Path, tiny_corpus: Path
+) -> None:
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    for name in ("config.yaml", "train.log", "metrics.jsonl"):  # what such a run leaves
+        (run_dir / name).write_text("left over\n", encoding="utf-8")
+    (run_dir / ".last.pt.0123456789ab.tmp").write_bytes(b"half a checkpoint")
+    result = train(tiny_config(tiny_corpus, overrides=[*QUICK, "train.max_steps=2"]), run_dir)
+    assert result.step == 2
+    assert "left over" not in (run_dir / "train.log").read_text(encoding="utf-8")
+    assert not list(run_dir.glob(".*.tmp"))
