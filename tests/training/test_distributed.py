@@ -44,3 +44,24 @@ def test_dist_timeout_is_a_checked_duration(tiny_corpus):
     assert tiny_config(tiny_corpus).train.dist_timeout == "2h"
     with pytest.raises(ConfigError, match=r"train\.dist_timeout"):
         tiny_config(tiny_corpus, overrides=["train.dist_timeout=soon"])
+
+
+def test_rank_zeros_error_is_said_once(
+    tmp_path, tiny_corpus, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """Another process of the job exits with 2 and says nothing: rank 0 reports the error."""
+    import yaml
+    from run_factory import tiny_config_dict
+
+    from seq2seq.cli import main
+    from seq2seq.training import trainer
+
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(tiny_config_dict(tiny_corpus)), encoding="utf-8")
+
+    def fails_on_rank_zero(*args, **kwargs):
+        raise distributed.RankZeroFailed("rank 0 failed: data/train.en: file not found")
+
+    monkeypatch.setattr(trainer, "train", fails_on_rank_zero)
+    assert main(["train", str(config), "--run-dir", str(tmp_path / "run")]) == 2
+    assert capsys.readouterr().err == ""
