@@ -15,11 +15,13 @@ so the operating system's page cache holds the corpus once per machine, however 
 train; start-up reads only the header and the length arrays. The layout follows fairseq's
 indexed datasets (``fairseq.data.indexed_dataset.MMapIndexedDataset``).
 
-:func:`prepare` streams the source files twice, never holding their text: the first pass checks
-every line (UTF-8, equal line counts), hashes the files and draws the seeded sample the subword
-model is trained on; the second encodes chunks of lines in ``data.workers`` processes. The
-arrays are written into a temporary folder that is renamed to ``prepared/`` only when complete,
-so a crash or a full disk never leaves a half-written dataset in use.
+:func:`prepare` streams the source files three times, never holding their text: the first
+pass checks every line (UTF-8, equal line counts, blank sides) and hashes the files; the
+second picks the lines of the seeded sample the subword model is trained on (drawn by line
+number, now that the count is known); the third cuts both files into chunks of whole lines that
+``data.workers`` processes decode and encode. The arrays are written into a temporary folder
+that is renamed to ``prepared/`` only when complete, so a crash or a full disk never leaves a
+half-written dataset in use; the subword model is saved only then too.
 """
 
 from __future__ import annotations
