@@ -128,6 +128,16 @@ def test_plot_refuses_an_output_that_is_an_input(run_dir, tmp_path, capsys):
     assert sentences.read_text() == "three cats\n" and len(_snapshot(tmp_path)) == len(before) + 1
 
 
+def test_outputs_never_replace_a_file_of_the_run(run_dir, capsys):
+    before = _snapshot(run_dir)
+    _fails(["plot", str(run_dir), "--src", "three cats", "--out", str(run_dir / "curves.png")],
+           capsys, "--out", "the run's curves.png")  # fmt: skip
+    source = run_dir.parent / "data" / "test.en"
+    _fails(["translate", str(run_dir), "--input", str(source), "--output",
+            str(run_dir / "config.yaml")], capsys, "--output", "the run's config.yaml")  # fmt: skip
+    assert _snapshot(run_dir) == before
+
+
 # --- average --out ----------------------------------------------------------------------------
 
 

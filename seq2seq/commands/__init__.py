@@ -137,13 +137,19 @@ def _identity(target: FileArg) -> object:
 
 def model_inputs(run: str | os.PathLike[str]) -> list[tuple[str, Path]]:
     """The files loading ``RUN_DIR|CHECKPOINT`` reads, labelled for :func:`check_outputs`: the
-    checkpoint and the subword model(s) beside it."""
+    checkpoint and the subword model(s) beside it, and the other files of its run directory
+    (config.yaml, curves.png, metrics.jsonl, train.log, the other checkpoints), which an output
+    must not replace either."""
     from seq2seq.checkpoint import find_checkpoint
     from seq2seq.data.tokenizer import JOINT_MODEL, SRC_MODEL, TGT_MODEL
+    from seq2seq.training.rundir import run_entries
 
     checkpoint = find_checkpoint(run)
     files = [("the checkpoint", checkpoint)]
     for name in (JOINT_MODEL, SRC_MODEL, TGT_MODEL):
         if (checkpoint.parent / name).is_file():
             files.append(("the subword model", checkpoint.parent / name))
+    for path in run_entries(checkpoint.parent):
+        if path.is_file() and not path.is_symlink() and path != checkpoint:
+            files.append((f"the run's {path.name}", path))
     return files
