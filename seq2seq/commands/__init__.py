@@ -39,6 +39,21 @@ def add_config_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_run_config_args(parser: argparse.ArgumentParser) -> None:
+    """``CONFIG.yaml``, ``--run-dir DIR`` and ``--set``: the arguments of a command that works
+    on a config's run directory (see :func:`run_dir_of`)."""
+    parser.add_argument("config", metavar="CONFIG.yaml", help="the config file (see configs/)")
+    parser.add_argument(
+        "--run-dir", metavar="DIR", help="output directory (default runs/<config stem>)"
+    )
+    add_config_args(parser)
+
+
+def run_dir_of(args: argparse.Namespace) -> Path:
+    """``--run-dir``, or ``runs/<config stem>``."""
+    return Path(args.run_dir) if args.run_dir else Path("runs") / Path(args.config).stem
+
+
 def number_in(
     kind: type[int] | type[float] = float,
     *,

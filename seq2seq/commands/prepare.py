@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import argparse
 import logging
-from pathlib import Path
 
-from seq2seq.commands import add_config_args
+from seq2seq.commands import add_run_config_args, run_dir_of
 
 logger = logging.getLogger(__name__)
 
@@ -30,9 +29,7 @@ def add_parser(subparsers) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("config", metavar="CONFIG.yaml", help="the config file (see configs/)")
-    p.add_argument("--run-dir", metavar="DIR", help="output directory (default runs/<config stem>)")
-    add_config_args(p)
+    add_run_config_args(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -43,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     from seq2seq.training.rundir import RunDirError, run_entries
 
     cfg = load_config(args.config, args.overrides)
-    run_dir = Path(args.run_dir) if args.run_dir else Path("runs") / Path(args.config).stem
+    run_dir = run_dir_of(args)
     if run_entries(run_dir):
         reason = stale_reason(cfg, run_dir)
         if reason is not None:

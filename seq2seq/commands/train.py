@@ -16,9 +16,8 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
-from pathlib import Path
 
-from seq2seq.commands import add_config_args
+from seq2seq.commands import add_run_config_args, run_dir_of
 
 
 def add_parser(subparsers) -> None:
@@ -29,9 +28,7 @@ def add_parser(subparsers) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("config", metavar="CONFIG.yaml", help="the config file (see configs/)")
-    p.add_argument("--run-dir", metavar="DIR", help="output directory (default runs/<config stem>)")
-    add_config_args(p)
+    add_run_config_args(p)
     mode = p.add_mutually_exclusive_group()
     mode.add_argument(
         "--resume",
@@ -57,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     if args.quiet:
         overrides.append("train.quiet=true")
     cfg = load_config(args.config, overrides)
-    run_dir = Path(args.run_dir) if args.run_dir else Path("runs") / Path(args.config).stem
+    run_dir = run_dir_of(args)
     try:
         result = train(cfg, run_dir, resume=args.resume, overwrite=args.overwrite)
     except TrainingError as e:

@@ -199,13 +199,18 @@ def read_parallel(
     """Both sides of a parallel corpus; they must have the same number of lines."""
     src_lines = read_lines(src_path)
     tgt_lines = read_lines(tgt_path)
-    if len(src_lines) != len(tgt_lines):
+    check_same_length(src_path, len(src_lines), tgt_path, len(tgt_lines))
+    return src_lines, tgt_lines
+
+
+def check_same_length(src_path: object, src_lines: int, tgt_path: object, tgt_lines: int) -> None:
+    """Raises DataError unless both sides of a parallel corpus have as many lines."""
+    if src_lines != tgt_lines:
         raise DataError(
-            f"parallel files differ in length: {src_path} has {len(src_lines)} lines but"
-            f" {tgt_path} has {len(tgt_lines)}; expected the same number of lines (one sentence"
+            f"parallel files differ in length: {src_path} has {src_lines} lines but"
+            f" {tgt_path} has {tgt_lines}; expected the same number of lines (one sentence"
             " pair per line)"
         )
-    return src_lines, tgt_lines
 
 
 def iter_lines(

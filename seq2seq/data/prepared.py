@@ -47,7 +47,7 @@ import torch
 from tqdm import tqdm
 
 from seq2seq.data.batching import Batch
-from seq2seq.data.io import DataError, TextStream, split_lines
+from seq2seq.data.io import DataError, TextStream, check_same_length, split_lines
 from seq2seq.data.tokenizer import JOINT_MODEL, SRC_MODEL, TGT_MODEL, Tokenizer
 from seq2seq.fileio import fsync_dir
 from seq2seq.vocab import BOS_ID, EOS_ID, PAD_ID
@@ -305,12 +305,7 @@ def build(
                 if bar is not None:
                     bar.update(len(block))
     counts = {side: streams[side].lines for side in SIDES}
-    if counts["src"] != counts["tgt"]:
-        raise DataError(
-            f"parallel files differ in length: {paths['src']} has {counts['src']} lines but"
-            f" {paths['tgt']} has {counts['tgt']}; expected the same number of lines (one"
-            " sentence pair per line)"
-        )
+    check_same_length(paths["src"], counts["src"], paths["tgt"], counts["tgt"])
     _check_blank_lines(paths, counts["src"], blank)
     logger.info("checked %s sentence pairs in %.1f s", f"{counts['src']:,}", _since(started))
     if train_subwords:

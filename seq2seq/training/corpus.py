@@ -10,7 +10,7 @@ from typing import Any
 
 from seq2seq.data import DataError, TokenBatchSampler, Tokenizer, read_parallel
 from seq2seq.data.align import read_alignments
-from seq2seq.data.io import count_lines
+from seq2seq.data.io import check_same_length, count_lines
 from seq2seq.data.prepared import PreparedData
 from seq2seq.training.distributed import DistInfo
 from seq2seq.training.validation import ValidSet, make_batches
@@ -45,12 +45,8 @@ def read_corpora(data_cfg: Any) -> Corpora:
     was expected) before anything is written; the training files are checked by ``prepare``."""
     valid_src, valid_tgt = read_parallel(data_cfg.valid.src, data_cfg.valid.tgt)
     if data_cfg.test is not None:
-        src_lines, tgt_lines = count_lines(data_cfg.test.src), count_lines(data_cfg.test.tgt)
-        if src_lines != tgt_lines:
-            raise DataError(
-                f"parallel files differ in length: {data_cfg.test.src} has {src_lines} lines"
-                f" but {data_cfg.test.tgt} has {tgt_lines}; expected the same number of lines"
-            )
+        test = data_cfg.test
+        check_same_length(test.src, count_lines(test.src), test.tgt, count_lines(test.tgt))
     gold_path = gold_alignment_path(data_cfg.valid.src)
     gold = None
     if gold_path is not None:

@@ -40,7 +40,6 @@ from seq2seq.training.rundir import log_to_file
 from seq2seq.training.session import Session, build_session, start_run_dir
 from seq2seq.training.state import capture_rng
 from seq2seq.training.validation import save_plots, validate
-from seq2seq.vocab import PAD_ID
 
 logger = logging.getLogger(__name__)
 
@@ -294,9 +293,15 @@ def train_update(s: Session, batches: list[Batch], budget: float = 0.0) -> StepS
     """
     t = s.cfg.train
     lr = s.schedule.set_step(s.state.step + 1, budget)
-    tokens = sum((b.tgt_out != PAD_ID).sum() for b in batches)
-    sentences = torch.full((), sum(b.size for b in batches), device=s.device)
-    local = torch.stack([tokens, sentences]).double()  # of this process
+    # The counts are known on the host (collate); a fill puts them on the device without a copy.
+    local = torch.stack(  # of this process
+        [
+            torch.full(
+                (), sum(b.tgt_tokens for b in batches), dtype=torch.float64, device=s.device
+            ),
+            torch.full((), sum(b.size for b in batches), dtype=torch.float64, device=s.device),
+        ]
+    )
     counts = distributed.all_reduce_(local.clone(), s.info)  # of all processes
     s.model.train()
     s.optimizer.zero_grad(set_to_none=True)

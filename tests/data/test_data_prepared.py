@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from seq2seq.config import Config, config_from_dict
+from seq2seq.config import Config, config_from_dict, save_config
 from seq2seq.data import DataError, Tokenizer, collate, read_parallel
 from seq2seq.data import prepared as prepared_module
 from seq2seq.data.batching import greedy_cut
@@ -211,16 +211,7 @@ def test_an_empty_training_file_is_refused(tmp_path: Path, corpus: Path):
 
 def test_prepare_command(tmp_path: Path, corpus: Path):
     config = tmp_path / "c.yaml"
-    cfg = {
-        "data": {
-            "train": {"src": str(corpus / "train.en"), "tgt": str(corpus / "train.de")},
-            "valid": {"src": str(corpus / "valid.en"), "tgt": str(corpus / "valid.de")},
-            "max_len": 60,
-            "tokenizer": {"vocab_size": 100},
-        },
-        "model": {"max_positions": 64},
-    }
-    config.write_text(json.dumps(cfg))
+    save_config(make_config(corpus), config)
     command = [sys.executable, "-m", "seq2seq", "prepare", str(config), "--quiet"]
     done = subprocess.run(
         [*command, "--run-dir", str(tmp_path / "run")], capture_output=True, text=True
