@@ -25,7 +25,7 @@ What is reported:
   ``--warmup`` runs; both paths run alternately in the same process, so a busy machine slows
   both alike. Speedup = explicit median / fused median.
 * peak memory on CUDA: the allocator's peak of allocated memory during one forward + backward
-  (``torch.cuda.reset_peak_memory_stats``, then ``seq2seq.training.device.peak_memory_mib``)
+  (``torch.cuda.reset_peak_memory_stats``, then ``seq2seq.runtime.device.peak_memory_mib``)
   minus what was allocated before it, in this process.
 * peak memory on the CPU: CPU tensors have no allocator statistics and tracemalloc does not
   see them, so every (configuration, path) runs once in a fresh subprocess: after building the
@@ -60,7 +60,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from seq2seq.attention import build_attention
-from seq2seq.training.device import peak_memory_mib, resolve_device
+from seq2seq.runtime.device import peak_memory_mib, resolve_device
 
 D_MODEL, HEADS = 256, 4
 SCORE_TYPES = ("scaled_dot", "dot", "general", "additive")

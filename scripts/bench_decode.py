@@ -37,12 +37,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from seq2seq.allocator import release_freed_memory, retain_freed_memory
 from seq2seq.checkpoint import load_run
 from seq2seq.data import collate_src, read_lines
 from seq2seq.inference.translate import Translator, resolve_precision
 from seq2seq.profiling import profiled
-from seq2seq.training.device import configure_threads, peak_memory_mib, resolve_device
+from seq2seq.runtime.allocator import release_freed_memory, retain_freed_memory
+from seq2seq.runtime.device import configure_threads, peak_memory_mib, resolve_device
 from seq2seq.vocab import BOS_ID, EOS_ID
 
 ROOT = Path(__file__).resolve().parents[1]

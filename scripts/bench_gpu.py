@@ -58,7 +58,7 @@ sys.path.insert(0, str(ROOT))
 
 from seq2seq.attention.kernel import fused_attention  # noqa: E402
 from seq2seq.config import load_config  # noqa: E402
-from seq2seq.training.device import cpu_has_native_bf16, cuda_has_native_bf16  # noqa: E402
+from seq2seq.runtime.device import cpu_has_native_bf16, cuda_has_native_bf16  # noqa: E402
 
 MULTI30K = (ROOT / "data" / "multi30k", ROOT.parent / "shared" / "data" / "multi30k")
 MULTI30K_FILES = {

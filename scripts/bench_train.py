@@ -28,20 +28,20 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from seq2seq.allocator import retain_freed_memory
 from seq2seq.commands import add_config_args
 from seq2seq.config import load_config
 from seq2seq.data import Tokenizer
 from seq2seq.data.prepared import prepare
 from seq2seq.profiling import profiled
-from seq2seq.training.device import (
+from seq2seq.runtime.allocator import retain_freed_memory
+from seq2seq.runtime.device import (
     configure_threads,
     peak_memory_mib,
     resolve_device,
     set_tf32,
 )
+from seq2seq.runtime.precision import Precision, resolve_precision
 from seq2seq.training.distributed import DistInfo
-from seq2seq.training.precision import Precision, resolve_precision
 from seq2seq.training.rundir import MetricsLog
 from seq2seq.training.session import Session, new_session
 from seq2seq.training.trainer import train_update, update_batches

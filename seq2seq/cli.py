@@ -22,7 +22,7 @@ import threading
 from collections.abc import Iterator, Sequence
 
 from seq2seq import __version__
-from seq2seq.allocator import retain_freed_memory
+from seq2seq.runtime.allocator import retain_freed_memory
 
 #: Module names under ``seq2seq.commands``, in the order ``seq2seq --help`` lists them.
 COMMANDS: list[str] = ["prepare", "train", "translate", "evaluate", "plot", "compare", "average"]

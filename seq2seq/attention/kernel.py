@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from seq2seq.dropout import dropout as dropout_
+from seq2seq.runtime.dropout import dropout as dropout_
 
 __all__ = [
     "causal_mask",

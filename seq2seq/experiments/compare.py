@@ -113,7 +113,7 @@ def evaluate_variant(variant: Variant, *, beam: int) -> dict[str, Any]:
     from seq2seq.data import read_parallel
     from seq2seq.evaluation.metrics import corpus_scores
     from seq2seq.inference.translate import build_translator
-    from seq2seq.training.device import resolve_device
+    from seq2seq.runtime.device import resolve_device
 
     run_dir = variant.run_dir
     test = variant.config.data.test

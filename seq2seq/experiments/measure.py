@@ -9,7 +9,7 @@ process's address space (``VmHWM`` in ``/proc/self/status``), read just before e
 ``exec``, so a child started by a large process (the comparison, after loading and evaluating
 earlier variants) reports the parent's peak whenever that is the higher one. The GPU figure is
 the CUDA caching allocator's peak of allocated memory on the process's GPU
-(:func:`seq2seq.training.device.peak_memory_mib`).
+(:func:`seq2seq.runtime.device.peak_memory_mib`).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def peak_gpu_mib() -> float | None:
     torch = sys.modules.get("torch")
     if torch is None or not torch.cuda.is_initialized():
         return None
-    from seq2seq.training.device import peak_memory_mib
+    from seq2seq.runtime.device import peak_memory_mib
 
     return peak_memory_mib(torch.device("cuda", torch.cuda.current_device()))
 

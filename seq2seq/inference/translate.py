@@ -30,7 +30,7 @@ from seq2seq.inference.search import (
     greedy_search,
     max_output_lengths,
 )
-from seq2seq.training.device import cpu_has_native_bf16, cuda_has_native_bf16
+from seq2seq.runtime.device import cpu_has_native_bf16, cuda_has_native_bf16
 from seq2seq.vocab import UNK_ID
 
 logger = logging.getLogger(__name__)

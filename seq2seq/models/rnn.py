@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from seq2seq.dropout import Dropout
+from seq2seq.runtime.dropout import Dropout
 
 from .base import (
     Encoded,

@@ -23,7 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from seq2seq.attention import AttentionMemory, build_attention
-from seq2seq.dropout import Dropout, dropout
+from seq2seq.runtime.dropout import Dropout, dropout
 
 from .base import Encoded, init_linears, init_lstm, run_lstm
 from .embeddings import OutputProjection, TokenEmbedding

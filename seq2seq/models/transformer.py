@@ -21,7 +21,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from seq2seq.attention import AttentionMemory, build_attention
-from seq2seq.dropout import Dropout
+from seq2seq.runtime.dropout import Dropout
 
 from .base import (
     Encoded,

@@ -21,10 +21,10 @@ from seq2seq.data import TokenBatchSampler, Tokenizer
 from seq2seq.data.loader import BatchLoader
 from seq2seq.data.prepared import PREPARED_DIR, PreparedData, prepare, stale_reason
 from seq2seq.models import build_model
+from seq2seq.runtime.precision import Precision, resolve_precision
 from seq2seq.training import checkpointing, distributed
 from seq2seq.training.corpus import Corpora, make_sampler, validation_set
 from seq2seq.training.distributed import DistInfo
-from seq2seq.training.precision import Precision, resolve_precision
 from seq2seq.training.rundir import MetricsLog, RunDirError, clear_run_dir, remove_temporaries
 from seq2seq.training.schedules import LRSchedule, build_schedule
 from seq2seq.training.state import TrainState, seed_everything

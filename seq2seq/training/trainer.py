@@ -30,9 +30,9 @@ from seq2seq.checkpoint import save_checkpoint, serialize_checkpoint
 from seq2seq.config import Config, parse_duration
 from seq2seq.data import Batch
 from seq2seq.data.loader import BatchLoader
+from seq2seq.runtime.device import configure_threads, peak_memory_mib, resolve_device, set_tf32
 from seq2seq.training import checkpointing, distributed
 from seq2seq.training.corpus import read_corpora
-from seq2seq.training.device import configure_threads, peak_memory_mib, resolve_device, set_tf32
 from seq2seq.training.distributed import DistInfo
 from seq2seq.training.loss import label_smoothed_cross_entropy
 from seq2seq.training.progress import Progress, Window, format_duration

@@ -33,8 +33,8 @@ from seq2seq.evaluation.alignment import (
 from seq2seq.evaluation.metrics import corpus_bleu
 from seq2seq.inference import greedy_search
 from seq2seq.inference.search import max_output_lengths
+from seq2seq.runtime.precision import Precision
 from seq2seq.training.loss import label_smoothed_cross_entropy
-from seq2seq.training.precision import Precision
 from seq2seq.training.state import preserved_rng
 from seq2seq.vocab import PAD_ID
 

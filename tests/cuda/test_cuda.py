@@ -23,7 +23,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from seq2seq.attention import build_attention, causal_mask
 from seq2seq.checkpoint import load_checkpoint
 from seq2seq.inference.search import beam_search, greedy_search
-from seq2seq.training.device import cuda_has_native_bf16, peak_memory_mib, set_tf32
+from seq2seq.runtime.device import cuda_has_native_bf16, peak_memory_mib, set_tf32
 from seq2seq.vocab import PAD_ID
 
 pytestmark = pytest.mark.cuda

@@ -7,14 +7,14 @@ from collections.abc import Iterator
 import pytest
 import torch
 
-from seq2seq.training import device as device_module
-from seq2seq.training.device import (
+from seq2seq.runtime import device as device_module
+from seq2seq.runtime.device import (
     configure_threads,
     peak_memory_mib,
     resolve_device,
     set_tf32,
 )
-from seq2seq.training.precision import resolve_precision
+from seq2seq.runtime.precision import resolve_precision
 from seq2seq.training.progress import format_duration, time_left
 from seq2seq.training.rundir import config_differences
 
@@ -23,7 +23,7 @@ def test_cpu_auto_precision_follows_native_bf16(monkeypatch: pytest.MonkeyPatch)
     cpu = torch.device("cpu")
     monkeypatch.setattr(device_module, "cpu_flags", lambda: frozenset({"avx2", "avx512_bf16"}))
     monkeypatch.setattr(
-        "seq2seq.training.precision.cpu_has_native_bf16", device_module.cpu_has_native_bf16
+        "seq2seq.runtime.precision.cpu_has_native_bf16", device_module.cpu_has_native_bf16
     )
     assert resolve_precision("auto", cpu).dtype == torch.bfloat16
     monkeypatch.setattr(device_module, "cpu_flags", lambda: frozenset({"avx2", "fma"}))

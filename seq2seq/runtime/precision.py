@@ -1,5 +1,8 @@
 """Numeric precision: ``auto`` | ``fp32`` | ``bf16`` | ``fp16`` autocast and the gradient scaler.
 
+One vocabulary for training (``train.precision``, all four) and decoding (``auto``, ``fp32``,
+``bf16``: pass ``allowed=DECODE_PRECISIONS``); ``auto`` only picks among the allowed names.
+
 ``auto`` on CUDA is bf16 autocast where the GPU computes bf16 natively (compute capability 8.0
 and later: Ampere, Ada, Hopper), else fp16 with a gradient scaler (Micikevicius et al., "Mixed
 Precision Training", arXiv:1710.03740): older GPUs only emulate bf16, far slower than fp16, so
@@ -11,13 +14,19 @@ optimizer state stay in float32; the loss is computed in float32 (see ``loss.py`
 from __future__ import annotations
 
 import contextlib
+import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 
-from seq2seq.training.device import cpu_has_native_bf16, cuda_has_native_bf16
+from seq2seq.runtime.device import cpu_has_native_bf16, cuda_has_native_bf16
+
+logger = logging.getLogger(__name__)
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+#: The names decoding accepts: fp16 needs a gradient scaler's range checks, which decoding lacks.
+DECODE_PRECISIONS = ("auto", "fp32", "bf16")
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -44,17 +53,34 @@ class Precision:
         return torch.amp.GradScaler(self.device_type, enabled=self.uses_scaler)
 
 
-def resolve_precision(name: str, device: torch.device) -> Precision:
-    """The precision for ``train.precision`` on ``device``."""
-    if name not in PRECISIONS:
-        raise ValueError(f"train.precision: got {name!r}, expected one of {', '.join(PRECISIONS)}")
+def resolve_precision(
+    name: str,
+    device: torch.device,
+    *,
+    allowed: Sequence[str] = PRECISIONS,
+    option: str = "train.precision",
+) -> Precision:
+    """The precision ``name`` (one of ``allowed``) on ``device``; errors name ``option``.
+
+    ``auto`` is bf16 where the device computes it natively, else fp16 on CUDA when ``allowed``
+    holds it, else fp32. An explicit bf16 is refused on a GPU that only emulates it, and warned
+    about on a CPU without native bf16 (it runs, slower than fp32). Raises ValueError.
+    """
+    if name not in allowed:
+        raise ValueError(f"{option}: got {name!r}, expected one of {', '.join(allowed)}")
     if name == "auto":
-        name = _auto_precision(device)
+        name = _auto_precision(device, allowed)
     if name == "bf16" and device.type == "cuda" and not cuda_has_native_bf16():
+        instead = "fp16" if "fp16" in allowed else "fp32"
         raise ValueError(
-            f"train.precision: 'bf16' needs a GPU with native bf16 (compute capability 8.0 or "
+            f"{option}: 'bf16' needs a GPU with native bf16 (compute capability 8.0 or "
             f"later), and {_gpu_name()} has none (emulated bf16 is slower than fp16); use "
-            f"train.precision=fp16 or auto"
+            f"{option}={instead} or auto"
+        )
+    if name == "bf16" and device.type == "cpu" and not cpu_has_native_bf16():
+        logger.warning(
+            "%s: this CPU has no native bf16 arithmetic: bf16 is emulated and slower than fp32",
+            option,
         )
     return Precision(name=name, dtype=_DTYPES[name], device_type=device.type)
 
@@ -69,7 +95,9 @@ def _gpu_name() -> str:
         return "this GPU"
 
 
-def _auto_precision(device: torch.device) -> str:
+def _auto_precision(device: torch.device, allowed: Sequence[str]) -> str:
     if device.type == "cuda":
-        return "bf16" if cuda_has_native_bf16() else "fp16"
+        if cuda_has_native_bf16():
+            return "bf16"
+        return "fp16" if "fp16" in allowed else "fp32"
     return "bf16" if cpu_has_native_bf16() else "fp32"

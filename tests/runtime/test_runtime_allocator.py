@@ -1,5 +1,5 @@
-"""seq2seq.allocator: freed tensors stay in the heap, so that re-allocating them costs no page
-faults; the user's own malloc settings and SEQ2SEQ_MALLOC=system leave malloc alone."""
+"""seq2seq.runtime.allocator: freed tensors stay in the heap, so that re-allocating them costs no
+page faults; the user's own malloc settings and SEQ2SEQ_MALLOC=system leave malloc alone."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ glibc = pytest.mark.skipif(
 # touched, then freed) after three warm-up rounds, counting the minor page faults.
 _PROBE = """
 import ctypes, json, resource, torch
-from seq2seq.allocator import retain_freed_memory
+from seq2seq.runtime.allocator import retain_freed_memory
 
 class MallInfo2(ctypes.Structure):
     _fields_ = [(name, ctypes.c_size_t) for name in (
@@ -89,7 +89,7 @@ def test_the_users_malloc_settings_stand():
 
 
 def test_a_bad_choice_is_an_error_naming_the_variable(monkeypatch, capsys):
-    from seq2seq.allocator import retain_freed_memory
+    from seq2seq.runtime.allocator import retain_freed_memory
 
     monkeypatch.setenv("SEQ2SEQ_MALLOC", "jemalloc")
     with pytest.raises(ValueError, match=r"SEQ2SEQ_MALLOC.*'jemalloc'.*retain.*system"):
@@ -102,6 +102,6 @@ def test_a_bad_choice_is_an_error_naming_the_variable(monkeypatch, capsys):
 
 @glibc
 def test_release_returns_freed_blocks():
-    from seq2seq.allocator import release_freed_memory
+    from seq2seq.runtime.allocator import release_freed_memory
 
     assert release_freed_memory() is True

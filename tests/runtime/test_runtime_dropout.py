@@ -1,11 +1,11 @@
-"""seq2seq.dropout: the same distribution as nn.Dropout, through a cheaper CPU mask."""
+"""seq2seq.runtime.dropout: the same distribution as nn.Dropout, through a cheaper CPU mask."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from seq2seq.dropout import Dropout, dropout
+from seq2seq.runtime.dropout import Dropout, dropout
 
 
 def test_eval_mode_and_zero_rate_are_the_identity():
