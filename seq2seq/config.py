@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import difflib
 import math
 import os
 import re
@@ -390,32 +389,21 @@ def _check(cfg: Config) -> None:
 
 
 def _check_attention(model: ModelConfig) -> None:
-    from seq2seq.attention import ATTENTION_TYPES, HEADS_REQUIRED
+    """Every slot's spec through the registry's own check, the used ones against their width."""
+    from seq2seq.attention import AttentionSpecError, check_spec
 
     # Multi-head queries are d_model wide in the transformer, hidden_dim wide in the LSTM decoder.
     used = ("encoder_self", "decoder_self", "cross") if model.arch == "transformer" else ("cross",)
     width = "embed_dim" if model.arch == "transformer" else "rnn.hidden_dim"
     query_dim = model.embed_dim if model.arch == "transformer" else model.rnn.hidden_dim
     for slot in ("cross", "encoder_self", "decoder_self"):
-        spec: AttentionConfig = getattr(model.attention, slot)
         key = f"model.attention.{slot}"
-        if spec.type not in ATTENTION_TYPES:
-            close = difflib.get_close_matches(spec.type, list(ATTENTION_TYPES), n=1)
-            raise ConfigError(
-                f"{key}.type: {spec.type!r} is not an attention type; choose one of "
-                + ", ".join(repr(t) for t in ATTENTION_TYPES)
-                + (f" (did you mean {close[0]!r}?)" if close else ""),
-                key=f"{key}.type",
+        try:
+            check_spec(
+                getattr(model.attention, slot),
+                query_dim if slot in used else None,
+                key=key,
+                width=f"model.{width}",
             )
-        if spec.type in HEADS_REQUIRED and spec.heads is None:
-            raise ConfigError(
-                f"{key}.heads: attention type {spec.type!r} exists only in multi-head form and "
-                "needs heads (for example heads: 4)",
-                key=f"{key}.heads",
-            )
-        if slot in used and spec.heads is not None and query_dim % spec.heads:
-            raise ConfigError(
-                f"{key}.heads: {spec.heads} does not divide model.{width} ({query_dim}); "
-                "allowed: a divisor of it",
-                key=f"{key}.heads",
-            )
+        except AttentionSpecError as exc:
+            raise ConfigError(str(exc), key=f"{key}.{exc.field}" if exc.field else key) from None

@@ -15,7 +15,15 @@ from __future__ import annotations
 from .kernel import causal_mask
 from .memory import AttentionMemory
 from .module import Attention
-from .registry import ATTENTION_TYPES, HEADS_REQUIRED, build_attention, register_attention
+from .registry import (
+    ATTENTION_TYPES,
+    HEADS_REQUIRED,
+    AttentionSpec,
+    AttentionSpecError,
+    build_attention,
+    check_spec,
+    register_attention,
+)
 from .scores import AdditiveScore, DotScore, GeneralScore, ScaledDotScore
 
 __all__ = [
@@ -24,10 +32,13 @@ __all__ = [
     "AdditiveScore",
     "Attention",
     "AttentionMemory",
+    "AttentionSpec",
+    "AttentionSpecError",
     "DotScore",
     "GeneralScore",
     "ScaledDotScore",
     "build_attention",
     "causal_mask",
+    "check_spec",
     "register_attention",
 ]

@@ -43,6 +43,9 @@ class Attention(nn.Module):
         query_dim, key_dim, value_dim: feature sizes of query, keys and values.
         num_heads: None for plain attention; h for the multi-head wrapper (D = query_dim).
         dropout: dropout on the attention weights in training mode.
+
+    Built by :func:`~seq2seq.attention.build_attention`, whose spec check holds the facts
+    about these arguments (heads divide ``query_dim``, dropout in [0, 1)).
     """
 
     def __init__(
@@ -56,8 +59,6 @@ class Attention(nn.Module):
         dropout: float = 0.0,
     ) -> None:
         super().__init__()
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"attention dropout must be in [0, 1), got {dropout}")
         self.query_dim, self.key_dim, self.value_dim = query_dim, key_dim, value_dim
         self.dropout = dropout
         self.score = score
@@ -67,11 +68,6 @@ class Attention(nn.Module):
             score_dims = (query_dim, key_dim)
             self.q_proj = self.k_proj = self.v_proj = self.out_proj = None
         else:
-            if num_heads < 1 or query_dim % num_heads:
-                raise ValueError(
-                    f"heads={num_heads} must be >= 1 and divide query_dim={query_dim} "
-                    f"(query_dim % heads = {query_dim % max(num_heads, 1)})"
-                )
             head_dim = query_dim // num_heads
             self.num_heads, self.head_value_dim = num_heads, head_dim
             self.output_dim = query_dim

@@ -13,8 +13,7 @@ Stepping with the caches gives the same logits as the teacher-forced ``forward``
 from __future__ import annotations
 
 import abc
-import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any, NamedTuple, Protocol
 
@@ -27,7 +26,6 @@ __all__ = [
     "DecoderState",
     "Encoded",
     "Seq2Seq",
-    "attention_spec",
     "check_tokens",
     "init_linears",
     "init_lstm",
@@ -156,18 +154,6 @@ def stack_weights(per_layer: Sequence[Tensor]) -> Tensor:
 def stack_step_weights(per_layer: Sequence[Tensor]) -> Tensor:
     """Per-layer weights of one step [B, H, 1, Tk] -> [B, L, H, Tk]."""
     return torch.stack([w.squeeze(2) for w in per_layer], dim=1)
-
-
-def attention_spec(spec: Any) -> dict[str, Any]:
-    """An attention config (dataclass or mapping) as a plain dict without None entries."""
-    if dataclasses.is_dataclass(spec) and not isinstance(spec, type):
-        spec = dataclasses.asdict(spec)
-    if not isinstance(spec, Mapping):
-        raise ValueError(
-            f"attention spec must be a mapping such as {{'type': 'additive'}} or an "
-            f"AttentionConfig, got {type(spec).__name__}"
-        )
-    return {key: value for key, value in spec.items() if value is not None}
 
 
 def init_linears(model: nn.Module) -> None:

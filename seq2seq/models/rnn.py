@@ -8,19 +8,18 @@ module (slot ``cross``), Bahdanau or Luong style.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from seq2seq.attention import AttentionSpec
 from seq2seq.runtime.dropout import Dropout
 
 from .base import (
     Encoded,
     Seq2Seq,
-    attention_spec,
     check_tokens,
     init_lstm,
     nonempty_src,
@@ -86,7 +85,7 @@ class RNNSeq2Seq(Seq2Seq):
         style: str,
         input_feeding: bool,
         bridge: str,
-        attention: Mapping[str, Any],
+        attention: AttentionSpec,
         share_embeddings: bool,
         tie_output: bool,
         max_positions: int,
@@ -175,7 +174,7 @@ def build_rnn(cfg: Any, src_vocab_size: int, tgt_vocab_size: int) -> RNNSeq2Seq:
         style=cfg.rnn.style,
         input_feeding=cfg.rnn.input_feeding,
         bridge=cfg.rnn.bridge,
-        attention=attention_spec(cfg.attention.cross),
+        attention=cfg.attention.cross,
         share_embeddings=cfg.share_embeddings,
         tie_output=cfg.tie_output,
         max_positions=cfg.max_positions,

@@ -16,13 +16,11 @@ one attention call, and the read-out and vocabulary projection run once on the s
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
-from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from seq2seq.attention import AttentionMemory, build_attention
+from seq2seq.attention import AttentionMemory, AttentionSpec, build_attention
 from seq2seq.runtime.dropout import Dropout, dropout
 
 from .base import Encoded, init_linears, init_lstm, run_lstm
@@ -75,7 +73,7 @@ class RNNDecoder(nn.Module):
         style: str,
         input_feeding: bool,
         bridge: str,
-        attention: Mapping[str, Any],
+        attention: AttentionSpec,
         tie_output: bool,
     ) -> None:
         super().__init__()

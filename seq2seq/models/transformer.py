@@ -15,18 +15,16 @@ cross-attention get the source padding mask only when the batch has padding.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
 from typing import Any
 
 from torch import Tensor, nn
 
-from seq2seq.attention import AttentionMemory, build_attention
+from seq2seq.attention import AttentionMemory, AttentionSpec, build_attention
 from seq2seq.runtime.dropout import Dropout
 
 from .base import (
     Encoded,
     Seq2Seq,
-    attention_spec,
     check_tokens,
     init_linears,
     nonempty_src,
@@ -114,7 +112,7 @@ class EncoderLayer(nn.Module):
         dropout: float,
         activation: str,
         pre_norm: bool,
-        attention: Mapping[str, Any],
+        attention: AttentionSpec,
     ) -> None:
         super().__init__()
         self.self_attn = build_attention(attention, dim, dim, dim)
@@ -144,8 +142,8 @@ class DecoderLayer(nn.Module):
         dropout: float,
         activation: str,
         pre_norm: bool,
-        self_attention: Mapping[str, Any],
-        cross_attention: Mapping[str, Any],
+        self_attention: AttentionSpec,
+        cross_attention: AttentionSpec,
     ) -> None:
         super().__init__()
         self.self_attn = build_attention(self_attention, dim, dim, dim)
@@ -222,9 +220,9 @@ class TransformerSeq2Seq(Seq2Seq):
         max_positions: int,
         share_embeddings: bool,
         tie_output: bool,
-        encoder_self_attention: Mapping[str, Any],
-        decoder_self_attention: Mapping[str, Any],
-        cross_attention: Mapping[str, Any],
+        encoder_self_attention: AttentionSpec,
+        decoder_self_attention: AttentionSpec,
+        cross_attention: AttentionSpec,
     ) -> None:
         super().__init__()
         if norm not in NORMS or activation not in ACTIVATIONS:
@@ -387,7 +385,7 @@ def build_transformer(cfg: Any, src_vocab_size: int, tgt_vocab_size: int) -> Tra
         max_positions=cfg.max_positions,
         share_embeddings=cfg.share_embeddings,
         tie_output=cfg.tie_output,
-        encoder_self_attention=attention_spec(slots.encoder_self),
-        decoder_self_attention=attention_spec(slots.decoder_self),
-        cross_attention=attention_spec(slots.cross),
+        encoder_self_attention=slots.encoder_self,
+        decoder_self_attention=slots.decoder_self,
+        cross_attention=slots.cross,
     )
