@@ -74,6 +74,37 @@ class Seq2Seq(nn.Module, abc.ABC):
     slots: tuple[str, ...]
     max_positions: int
 
+    @property
+    @abc.abstractmethod
+    def src_vocab_size(self) -> int:
+        """Rows of the source embedding: source ids lie in [0, src_vocab_size)."""
+
+    @property
+    @abc.abstractmethod
+    def tgt_vocab_size(self) -> int:
+        """Rows of the target embedding (and logits): target ids lie in [0, tgt_vocab_size)."""
+
+    def open_source(self, src: Tensor) -> tuple[Tensor, Tensor]:
+        """The opening of every ``encode``: checks src [B, S] (integer ids within the source
+        vocabulary, S <= max_positions) and returns (src [B, max(S, 1)], src_mask of the same
+        shape, True = real token); see :func:`nonempty_src`."""
+        check_tokens("src", src, 2, max_len=self.max_positions, vocab_size=self.src_vocab_size)
+        src = nonempty_src(src)
+        return src, padding_mask(src)
+
+    def check_teacher_forcing(self, src: Tensor, tgt_in: Tensor) -> None:
+        """The checks of every ``forward``: src [B, S] and tgt_in [B, T] integer tensors of one
+        batch size, tgt_in within the target vocabulary and max_positions (``encode`` checks
+        the rest of src). Raises ValueError."""
+        check_tokens("src", src, 2)
+        check_tokens(
+            "tgt_in", tgt_in, 2, max_len=self.max_positions, vocab_size=self.tgt_vocab_size
+        )
+        if tgt_in.shape[0] != src.shape[0]:
+            raise ValueError(
+                f"src and tgt_in batch sizes differ: {list(src.shape)} vs {list(tgt_in.shape)}"
+            )
+
     @abc.abstractmethod
     def encode(self, src: Tensor, need_weights: bool = False) -> Encoded:
         """src [B, S] (padded with PAD_ID) -> Encoded."""
@@ -93,8 +124,8 @@ class Seq2Seq(nn.Module, abc.ABC):
 
     @abc.abstractmethod
     def step(
-        self, prev_tokens: Tensor, state: Any, need_weights: bool = False
-    ) -> tuple[Tensor, Any, dict[str, Tensor]]:
+        self, prev_tokens: Tensor, state: DecoderState, need_weights: bool = False
+    ) -> tuple[Tensor, DecoderState, dict[str, Tensor]]:
         """One decoder step: prev_tokens [B] (BOS first) -> logits [B, V], new state,
         {slot: [B, L, H, Tk]} for this step when asked for, else {}."""
 

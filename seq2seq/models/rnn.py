@@ -22,8 +22,6 @@ from .base import (
     Seq2Seq,
     check_tokens,
     init_lstm,
-    nonempty_src,
-    padding_mask,
     run_lstm,
 )
 from .embeddings import TokenEmbedding, build_embeddings
@@ -125,12 +123,17 @@ class RNNSeq2Seq(Seq2Seq):
             tie_output=tie_output,
         )
 
+    @property
+    def src_vocab_size(self) -> int:
+        return self.encoder.embedding.vocab_size
+
+    @property
+    def tgt_vocab_size(self) -> int:
+        return self.decoder.embedding.vocab_size
+
     def encode(self, src: Tensor, need_weights: bool = False) -> Encoded:
         """src [B, S] -> Encoded(states [B, S, H], src_mask [B, S], {}, final [B, 2, H])."""
-        vocab = self.encoder.embedding.vocab_size
-        check_tokens("src", src, 2, max_len=self.max_positions, vocab_size=vocab)
-        src = nonempty_src(src)
-        src_mask = padding_mask(src)
+        src, src_mask = self.open_source(src)
         states, final = self.encoder(src, src_mask)
         return Encoded(states=states, src_mask=src_mask, weights={}, final=final)
 
@@ -138,13 +141,7 @@ class RNNSeq2Seq(Seq2Seq):
         self, src: Tensor, tgt_in: Tensor, need_weights: bool = False
     ) -> tuple[Tensor, dict[str, Tensor]]:
         """src [B, S], tgt_in [B, T] -> logits [B, T, V], {"cross": [B, 1, H, T, S]} or {}."""
-        check_tokens("src", src, 2)
-        vocab = self.decoder.embedding.vocab_size
-        check_tokens("tgt_in", tgt_in, 2, max_len=self.max_positions, vocab_size=vocab)
-        if tgt_in.shape[0] != src.shape[0]:
-            raise ValueError(
-                f"src and tgt_in batch sizes differ: {list(src.shape)} vs {list(tgt_in.shape)}"
-            )
+        self.check_teacher_forcing(src, tgt_in)
         state = self.init_state(self.encode(src))
         logits, attn = self.decoder(tgt_in, state, need_weights)
         return logits, {} if attn is None else {"cross": attn}

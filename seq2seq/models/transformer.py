@@ -27,8 +27,6 @@ from .base import (
     Seq2Seq,
     check_tokens,
     init_linears,
-    nonempty_src,
-    padding_mask,
     stack_step_weights,
     stack_weights,
 )
@@ -279,12 +277,17 @@ class TransformerSeq2Seq(Seq2Seq):
         x = embedding(tokens) + self.positions(tokens.shape[1], offset)
         return self.dropout(x)
 
+    @property
+    def src_vocab_size(self) -> int:
+        return self.src_embed.vocab_size
+
+    @property
+    def tgt_vocab_size(self) -> int:
+        return self.tgt_embed.vocab_size
+
     def encode(self, src: Tensor, need_weights: bool = False) -> Encoded:
         """src [B, S] -> Encoded(states [B, S, D], src_mask [B, S], weights)."""
-        vocab = self.src_embed.vocab_size
-        check_tokens("src", src, 2, max_len=self.max_positions, vocab_size=vocab)
-        src = nonempty_src(src)
-        src_mask = padding_mask(src)
+        src, src_mask = self.open_source(src)
         # One host sync per batch, not per layer: without padding no mask is needed at all.
         padded = not bool(src_mask.all())
         mask = src_mask.unsqueeze(1) if padded else None  # [B, 1, S]: pads are never attended
@@ -304,13 +307,7 @@ class TransformerSeq2Seq(Seq2Seq):
         self, src: Tensor, tgt_in: Tensor, need_weights: bool = False
     ) -> tuple[Tensor, dict[str, Tensor]]:
         """src [B, S], tgt_in [B, T] -> logits [B, T, V], {slot: [B, L, H, T, Tk]} or {}."""
-        check_tokens("src", src, 2)
-        vocab = self.tgt_embed.vocab_size
-        check_tokens("tgt_in", tgt_in, 2, max_len=self.max_positions, vocab_size=vocab)
-        if tgt_in.shape[0] != src.shape[0]:
-            raise ValueError(
-                f"src and tgt_in batch sizes differ: {list(src.shape)} vs {list(tgt_in.shape)}"
-            )
+        self.check_teacher_forcing(src, tgt_in)
         encoded = self.encode(src, need_weights)
         src_mask = _cross_mask(encoded)  # [B, 1, S] or None
         x, w_self, w_cross = self._embed(self.tgt_embed, tgt_in), [], []
