@@ -35,6 +35,7 @@ import torch
 from torch import Tensor
 from torch.profiler import record_function
 
+from seq2seq.models.base import Seq2Seq
 from seq2seq.vocab import BOS_ID, EOS_ID, PAD_ID
 
 __all__ = [
@@ -86,7 +87,7 @@ def max_output_lengths(
 
 
 def greedy_search(
-    model, src: Tensor, *, max_len: int | Tensor, need_weights: bool = False
+    model: Seq2Seq, src: Tensor, *, max_len: int | Tensor, need_weights: bool = False
 ) -> list[Hypothesis]:
     """Greedy decoding of a batch: at each step the most probable token.
 
@@ -126,7 +127,7 @@ def greedy_search(
 
 
 def beam_search(
-    model,
+    model: Seq2Seq,
     src: Tensor,
     *,
     beam: int,
@@ -199,7 +200,7 @@ def beam_search(
         return finished.results()
 
 
-def forced_attention(model, src: Tensor, tgt: Tensor) -> dict[str, Tensor]:
+def forced_attention(model: Seq2Seq, src: Tensor, tgt: Tensor) -> dict[str, Tensor]:
     """Attention weights of given sentence pairs under teacher forcing.
 
     src: [S] or [N, S] source ids as `collate_src` lays them out (x + EOS); tgt: [T] or [N, T]
@@ -229,7 +230,7 @@ def forced_attention(model, src: Tensor, tgt: Tensor) -> dict[str, Tensor]:
 
 
 @contextlib.contextmanager
-def _decoding(model) -> Iterator[None]:
+def _decoding(model: Seq2Seq) -> Iterator[None]:
     """Inference mode with dropout off; the model's training flag is restored afterwards."""
     was_training = model.training
     model.eval()
@@ -240,7 +241,7 @@ def _decoding(model) -> Iterator[None]:
         model.train(was_training)
 
 
-def _limits(model, src: Tensor, max_len: int | Tensor) -> Tensor:
+def _limits(model: Seq2Seq, src: Tensor, max_len: int | Tensor) -> Tensor:
     """Per-sentence output limit [N] (LongTensor), at least 1 and at most model.max_positions."""
     n = src.size(0)
     if isinstance(max_len, Tensor):
