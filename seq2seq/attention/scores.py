@@ -37,17 +37,19 @@ def _dot(query: Tensor, keys: Tensor) -> Tensor:
 
 
 class DotScore(nn.Module):
-    """``score(q, k) = q·k`` — Luong et al. (2015) "dot", arXiv:1508.04025."""
+    """``score(q, k) = q·k`` — Luong et al. (2015) "dot", arXiv:1508.04025; with ``scaled``
+    ``q·k / sqrt(d)`` — Vaswani et al. (2017), arXiv:1706.03762 (:class:`ScaledDotScore`)."""
 
     has_hidden_dim = False
+    scaled = False
 
     def __init__(self, *, query_dim: int, key_dim: int) -> None:
         super().__init__()
-        _require_equal_dims("dot", query_dim, key_dim)
+        _require_equal_dims("scaled_dot" if self.scaled else "dot", query_dim, key_dim)
         self.query_dim = query_dim
         self.key_dim = key_dim
         self.prepared_dim = key_dim
-        self.fused_scale: float | None = 1.0
+        self.fused_scale: float | None = 1.0 / math.sqrt(query_dim) if self.scaled else 1.0
 
     def prepare_keys(self, keys: Tensor) -> Tensor:
         """keys [..., Tk, Dk] -> [..., Tk, Dk] (nothing to precompute)."""
@@ -55,30 +57,16 @@ class DotScore(nn.Module):
 
     def forward(self, query: Tensor, keys: Tensor) -> Tensor:
         """query [..., Tq, D], prepared keys [..., Tk, D] -> scores [..., Tq, Tk]."""
-        return _dot(query, keys)
-
-
-class ScaledDotScore(nn.Module):
-    """``score(q, k) = q·k / sqrt(d)`` — Vaswani et al. (2017), arXiv:1706.03762."""
-
-    has_hidden_dim = False
-
-    def __init__(self, *, query_dim: int, key_dim: int) -> None:
-        super().__init__()
-        _require_equal_dims("scaled_dot", query_dim, key_dim)
-        self.query_dim = query_dim
-        self.key_dim = key_dim
-        self.prepared_dim = key_dim
-        self.fused_scale: float | None = 1.0 / math.sqrt(query_dim)
-
-    def prepare_keys(self, keys: Tensor) -> Tensor:
-        """keys [..., Tk, Dk] -> [..., Tk, Dk] (nothing to precompute)."""
-        return keys
-
-    def forward(self, query: Tensor, keys: Tensor) -> Tensor:
-        """query [..., Tq, D], prepared keys [..., Tk, D] -> scores [..., Tq, Tk]."""
+        if not self.scaled:
+            return _dot(query, keys)
         # Scaling the query costs Tq*D multiplications instead of Tq*Tk.
         return _dot(query * self.fused_scale, keys)
+
+
+class ScaledDotScore(DotScore):
+    """``score(q, k) = q·k / sqrt(d)``: :class:`DotScore` with the scale (types scaled_dot, qkv)."""
+
+    scaled = True
 
 
 class GeneralScore(nn.Module):
