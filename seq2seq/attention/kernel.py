@@ -149,8 +149,8 @@ def fused_attention(
         if mask is not None:
             mask, causal = with_causal(mask, query.shape[-2], keys.shape[-2], query.device), False
     if query.device.type == "cpu" and query.dtype in _CPU_SLOW_DTYPES:
-        # The CPU kernel's bf16/fp16 forward+backward ran 2-3x slower than float32 at NMT
-        # lengths (B=200, H=4, T=20: 32 ms vs 13 ms including the casts), so it runs in float32,
+        # The CPU kernel's bf16/fp16 forward+backward is slower than float32 at NMT lengths
+        # (docs/performance.md, "Fused attention on the CPU in bf16"), so it runs in float32,
         # outside autocast (which would cast the inputs straight back).
         with torch.autocast("cpu", enabled=False):
             context = _sdpa(

@@ -1,11 +1,10 @@
 """Dropout (Srivastava et al., 2014, JMLR 15) with a cheaper mask on the CPU.
 
-``torch.nn.functional.dropout`` draws its CPU mask with ``bernoulli_``, which on this 2-core
-machine took 8.1 ms for a 4096 x 256 tensor against 2.5 ms for ``rand_like``: in the training
-profile of ``configs/multi30k/transformer_best.yaml`` the masks were the single most expensive
-operator (docs/performance.md). Here the CPU mask is ``rand >= p``, kept as the scale
-``1 / (1 - p)`` or 0, which is the same distribution; other devices keep the library's fused
-kernel.
+``torch.nn.functional.dropout`` draws its CPU mask with ``bernoulli_``, far slower than
+``rand_like``: in a training profile the masks were the single most expensive operator
+(measurements: docs/performance.md, "Training step: the tiny Transformer recipe"). Here the CPU
+mask is ``rand >= p``, kept as the scale ``1 / (1 - p)`` or 0, which is the same distribution;
+other devices keep the library's fused kernel.
 """
 
 from __future__ import annotations
