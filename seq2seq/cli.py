@@ -2,7 +2,7 @@
 
 Each subcommand lives in ``seq2seq/commands/<name>.py``, which provides ``add_parser(subparsers)``
 (registers the subparser and sets ``func``) and ``run(args) -> int``. A command is added by
-listing its module name in ``COMMANDS``.
+importing its module below and giving it an entry in ``COMMANDS``.
 
 Exit codes: 0 success, 2 bad input or usage (one line on stderr naming the option or file),
 130 Ctrl-C, 143 SIGTERM. Both signals unwind the command like an exception, so temporary files
@@ -13,19 +13,28 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib
 import logging
 import os
 import signal
 import sys
 import threading
 from collections.abc import Iterator, Sequence
+from types import ModuleType
 
 from seq2seq import __version__
+from seq2seq.commands import average, compare, evaluate, plot, prepare, train, translate
 from seq2seq.runtime.allocator import retain_freed_memory
 
-#: Module names under ``seq2seq.commands``, in the order ``seq2seq --help`` lists them.
-COMMANDS: list[str] = ["prepare", "train", "translate", "evaluate", "plot", "compare", "average"]
+#: Command name -> its module, in the order ``seq2seq --help`` lists them.
+COMMANDS: dict[str, ModuleType] = {
+    "prepare": prepare,
+    "train": train,
+    "translate": translate,
+    "evaluate": evaluate,
+    "plot": plot,
+    "compare": compare,
+    "average": average,
+}
 
 #: Errors caused by the user's input (files, paths): reported as one line, not a traceback.
 _USER_OS_ERRORS = (
@@ -61,7 +70,7 @@ def _sigterm_raises() -> Iterator[None]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The top-level parser with one subparser per module in ``COMMANDS``."""
+    """The top-level parser with one subparser per command of ``COMMANDS``."""
     parser = argparse.ArgumentParser(
         prog="seq2seq",
         description="Attention-centred neural machine translation: train, translate, "
@@ -69,8 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
-    for name in COMMANDS:
-        importlib.import_module(f"seq2seq.commands.{name}").add_parser(subparsers)
+    for module in COMMANDS.values():
+        module.add_parser(subparsers)
     return parser
 
 

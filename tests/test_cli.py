@@ -90,8 +90,7 @@ def fake_command(monkeypatch):
 
     module = types.ModuleType("seq2seq.commands.boom")
     module.add_parser, module.run = add_parser, run
-    monkeypatch.setitem(sys.modules, "seq2seq.commands.boom", module)
-    monkeypatch.setattr(cli, "COMMANDS", [*cli.COMMANDS, "boom"])
+    monkeypatch.setitem(cli.COMMANDS, "boom", module)
     return seen
 
 
