@@ -43,7 +43,8 @@ from seq2seq.runtime.device import (
 from seq2seq.runtime.precision import Precision, resolve_precision
 from seq2seq.training.distributed import DistInfo
 from seq2seq.training.rundir import MetricsLog
-from seq2seq.training.session import Session, new_session
+from seq2seq.training.session import Session
+from seq2seq.training.startup import new_session
 from seq2seq.training.trainer import train_update, update_batches
 
 logger = logging.getLogger("bench_train")

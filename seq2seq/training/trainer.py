@@ -37,7 +37,8 @@ from seq2seq.training.distributed import DistInfo
 from seq2seq.training.loss import label_smoothed_cross_entropy
 from seq2seq.training.progress import Progress, Window, format_duration
 from seq2seq.training.rundir import log_to_file
-from seq2seq.training.session import Session, build_session, start_run_dir
+from seq2seq.training.session import Session
+from seq2seq.training.startup import build_session, start_run_dir
 from seq2seq.training.state import capture_rng
 from seq2seq.training.validation import save_plots, validate
 
