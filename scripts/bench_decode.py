@@ -39,10 +39,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from seq2seq.checkpoint import load_run
 from seq2seq.data import collate_src, read_lines
-from seq2seq.inference.translate import Translator, resolve_precision
+from seq2seq.inference.translate import Translator
 from seq2seq.profiling import profiled
 from seq2seq.runtime.allocator import release_freed_memory, retain_freed_memory
 from seq2seq.runtime.device import configure_threads, peak_memory_mib, resolve_device
+from seq2seq.runtime.precision import DECODE_PRECISIONS, resolve_precision
 from seq2seq.vocab import BOS_ID, EOS_ID
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -121,7 +122,8 @@ def step_costs(run, lines: list[str], *, steps: int, batch: int, precision: str)
     device = next(model.parameters()).device
     ids = [ids[: model.max_positions - 1] for ids in run.tokenizer.encode_src_batch(lines[:batch])]
     src = collate_src(ids).to(device)
-    dtype = resolve_precision(precision, device)
+    chosen = resolve_precision(precision, device, allowed=DECODE_PRECISIONS, option="precision")
+    dtype = None if chosen.name == "fp32" else chosen.dtype
     times = []
     with (
         torch.inference_mode(),

@@ -180,12 +180,12 @@ def quiet_stderr():
 def decode_speed(run_dir: Path, device: torch.device, precision: str, lines: list[str]) -> dict:
     """Sentences/s of greedy and beam 5 over ``lines`` at batch 64."""
     from seq2seq.checkpoint import load_run
-    from seq2seq.inference.translate import build_translator
+    from seq2seq.inference.translate import Translator
 
     run = load_run(run_dir, device=device)
     speeds = {}
     for name, beam in (("greedy", 1), ("beam5", 5)):
-        translator = build_translator(run, beam=beam, batch_size=64, precision=precision)
+        translator = Translator.from_run(run, beam=beam, batch_size=64, precision=precision)
         list(translator.translate(lines[:64]))  # warm-up
         start = time.perf_counter()
         list(translator.translate(lines))  # the strings are on the host: the work is done

@@ -79,11 +79,11 @@ def run(args: argparse.Namespace) -> int:
     )
     src, ref = read_parallel(args.src, args.ref)
     gold = _read_gold(args.gold_alignments, len(src)) if args.gold_alignments else None
-    run_, translator = load_translator(args, alignments=False, n_best=1)
+    translator = load_translator(args, alignments=False, n_best=1)
     if gold is not None:
         translator.check_align_options()  # before the long part
     progress = tqdm(
-        translator.translate(src),
+        translator.stream(src),
         total=len(src),
         unit="sent",
         desc="evaluate",
@@ -107,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
         result.update(
             sentences=len(src),
             beam=translator.beam,
-            checkpoint=str(run_.checkpoint_path),
+            checkpoint=str(translator.checkpoint_path),
             precision=translator.precision,
         )
         if aer is not None:

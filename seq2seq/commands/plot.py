@@ -89,8 +89,8 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Gather the attention of every requested sentence and write the plot(s)."""
-    from seq2seq.checkpoint import load_run
-    from seq2seq.viz.alignments import attention_for_pair, select_layers_heads
+    from seq2seq.inference.translate import Translator
+    from seq2seq.viz.alignments import select_layers_heads
 
     suffix = "." + output_format(args.out, SUPPORTED_SUFFIXES)
     if args.input is not None and args.tgt is not None:
@@ -100,22 +100,19 @@ def run(args: argparse.Namespace) -> int:
     pairs = _read_pairs(args.input) if args.input is not None else [(1, args.src, args.tgt)]
     targets = _targets(args, suffix, [line for line, _, _ in pairs])
     check_outputs([(f"the plot of --input line {n}", path) for n, path in targets], inputs)
-    run_ = load_run(args.run, device="cpu")
-    slots = tuple(run_.model.slots)
+    translator = Translator.load(args.run, device="cpu", precision="fp32", beam=args.beam)
+    slots = tuple(translator.model.slots)
     if args.slot not in slots:
         raise PlotError(
-            f"--slot {args.slot}: this {run_.config.model.arch} model has no such attention; "
-            f"available: {', '.join(slots)}"
+            f"--slot {args.slot}: this {translator.config.model.arch} model has no such "
+            f"attention; available: {', '.join(slots)}"
         )
-    decode = run_.config.decode
     examples = []
     for _, src, tgt in pairs:
-        example = attention_for_pair(
-            run_.model, run_.tokenizer, src, tgt, beam=args.beam,
-            length_penalty=decode.length_penalty, max_len_ratio=decode.max_len_ratio,
-            max_len_offset=decode.max_len_offset,
-        )  # fmt: skip
-        examples.append(example.to_words(run_.tokenizer.piece_word_ids) if args.words else example)
+        example = translator.attention(src, tgt)
+        examples.append(
+            example.to_words(translator.tokenizer.piece_word_ids) if args.words else example
+        )
     # the layer/head indices exist (checked here for the HTML page too, which has no grid)
     select_layers_heads(examples[0].matrices(args.slot), args.layer, args.head, args.slot)
     for path in _write(examples, [path for _, path in targets], args, suffix):

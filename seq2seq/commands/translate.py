@@ -39,10 +39,8 @@ from typing import IO, Any
 
 from seq2seq.commands import check_outputs, model_inputs, number_in, positive_int
 from seq2seq.fileio import atomic_open
-from seq2seq.inference.translate import PRECISIONS
-
-DEVICES = ("auto", "cpu", "cuda")
-
+from seq2seq.runtime.device import DEVICES
+from seq2seq.runtime.precision import DECODE_PRECISIONS
 
 #: Ranges of the decoding options. Beyond them the output is meaningless: a length penalty
 #: exponent of 100 already sends the penalty of a long output past the float range, a
@@ -82,7 +80,7 @@ def add_decode_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--precision",
-        choices=PRECISIONS,
+        choices=DECODE_PRECISIONS,
         default="auto",
         help="auto: bf16 where the hardware computes it natively, else fp32",
     )
@@ -140,31 +138,24 @@ def load_translator(
     n_best: int | None = None,
     chunk_size: int | None = None,
 ):
-    """Load the run named by args.run and build its Translator from the decoding options."""
-    import torch
+    """The Translator of the run named by args.run, with the decoding options of `args`."""
+    from seq2seq.inference.translate import Translator
 
-    from seq2seq.checkpoint import load_run
-    from seq2seq.inference.translate import TranslateError, build_translator
-
-    if args.device == "cuda" and not torch.cuda.is_available():
-        raise TranslateError("--device cuda: torch sees no CUDA device; use --device auto or cpu")
-    device = "cuda" if args.device != "cpu" and torch.cuda.is_available() else "cpu"
-    run_ = load_run(args.run, device=device)
-    translator = build_translator(
-        run_,
+    return Translator.load(
+        args.run,
+        device=args.device,
+        precision=args.precision,
         beam=args.beam,
         n_best=n_best,
         length_penalty=args.length_penalty,
         max_len_ratio=args.max_len_ratio,
         max_len_offset=args.max_len_offset,
         batch_size=args.batch_size,
-        precision=args.precision,
         alignments=alignments,
         align_layer=args.align_layer,
         align_head=args.align_head,
         chunk_size=chunk_size,
     )
-    return run_, translator
 
 
 @contextlib.contextmanager
@@ -208,7 +199,7 @@ def run(args: argparse.Namespace) -> int:
     given = ("--input", args.input) if args.input else ("the standard input", sys.stdin)
     check_outputs([output, ("--alignments", args.alignments)], [given, *model_inputs(args.run)])
     interactive = args.input is None and sys.stdin.isatty()
-    _, translator = load_translator(
+    translator = load_translator(
         args,
         alignments=args.alignments is not None,
         n_best=args.n_best,
@@ -234,7 +225,7 @@ def run(args: argparse.Namespace) -> int:
                 dynamic_ncols=True,
             )
         )
-        for index, translation in enumerate(translator.translate(lines)):
+        for index, translation in enumerate(translator.stream(lines)):
             out.write(format_nbest(index, translation.nbest) if n_best else translation.text + "\n")
             if align_out is not None:
                 align_out.write(format_pharaoh(translation.alignment or []) + "\n")

@@ -45,6 +45,7 @@ __all__ = [
     "greedy_search",
     "length_penalty",
     "max_output_lengths",
+    "trim_weights",
 ]
 
 
@@ -223,7 +224,7 @@ def forced_attention(model: Seq2Seq, src: Tensor, tgt: Tensor) -> dict[str, Tens
     if not single:
         return weights
     src_len, steps = int((src != PAD_ID).sum()), int((tgt != PAD_ID).sum()) + 1
-    return _trim({slot: w[0] for slot, w in weights.items()}, src_len, steps)
+    return trim_weights({slot: w[0] for slot, w in weights.items()}, src_len, steps)
 
 
 # --- shared helpers -------------------------------------------------------------------------
@@ -328,7 +329,7 @@ def _cannot_improve(cum: Tensor, kth: Tensor, steps: int, limit: Tensor, alpha: 
     return (bound <= kth) & torch.isfinite(kth)
 
 
-def _trim(weights: dict[str, Tensor], src_len: int, steps: int) -> dict[str, Tensor]:
+def trim_weights(weights: dict[str, Tensor], src_len: int, steps: int) -> dict[str, Tensor]:
     """Cut one sentence's padded weights {slot: [L, H, Tq, Tk]} to its real lengths."""
     sizes = {
         "cross": (steps, src_len),
@@ -394,7 +395,7 @@ class _Finished:
         if self.need_weights:
             attention = {slot: w[sent] for slot, w in self.encoder_weights.items()}
             attention.update({slot: w[row] for slot, w in history.weights.items()})
-            attention = _trim(attention, self.src_len[sent], steps)
+            attention = trim_weights(attention, self.src_len[sent], steps)
         score = log_prob / length_penalty(float(steps), self.alpha)
         hyp = Hypothesis(tokens=[], score=score, log_prob=log_prob, attention=attention)
         found = self.found[sent]

@@ -1,100 +1,86 @@
-"""Translating text with a trained model: batching, truncation, precision, detokenization.
+"""The Python API of a trained translator: translate, score, align and look at attention.
 
-`Translator.translate(lines)` streams: it reads a chunk of lines, sorts the chunk by length so
-that batches hold sentences of similar length (little padding), decodes batch by batch and
-yields the translations in input order. Empty lines give empty translations without touching
-the model. Source lines longer than the model's `max_positions` subwords are truncated with a
-warning naming the line.
+    from seq2seq import Translator
+    t = Translator.load("runs/demo", device="cpu", beam=5)   # a run directory or a .pt
+    t.translate(["I have twenty-three cats."])               # -> [Translation]
+    t.score(["I have cats."], ["Ich habe Katzen."])          # forced decoding log-probs
+    t.attention("I have cats.")                              # every slot, layer and head
+
+Loading needs the checkpoint and the subword model beside it, never the training data.
+Texts are encoded with the run's subword model, decoded through :func:`decode_ids` (sorted by
+length, batched, in input order) and detokenized. Empty texts give empty translations without
+touching the model; sources longer than the model's ``max_positions`` subwords are truncated
+with a warning naming the line. The command line (`translate`, `evaluate`, `plot`) and the
+HTTP server are built on this class.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+import os
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
 
-from seq2seq.data import collate_src, pad_ids
 from seq2seq.evaluation.alignment import (
     Link,
     attention_alignment,
     pieces_to_words,
     select_attention,
 )
-from seq2seq.inference.search import (
-    Hypothesis,
-    beam_search,
-    forced_attention,
-    greedy_search,
-    max_output_lengths,
+from seq2seq.inference.attention import forced_examples, hypothesis_example
+from seq2seq.inference.decode import (
+    DecodeError,
+    DecodeOptions,
+    PairScore,
+    decode_ids,
+    model_device,
+    score_ids,
+    truncate,
 )
-from seq2seq.runtime.device import cpu_has_native_bf16, cuda_has_native_bf16
+from seq2seq.inference.search import Hypothesis
+from seq2seq.runtime.device import resolve_device
+from seq2seq.runtime.precision import DECODE_PRECISIONS, resolve_precision
+from seq2seq.viz.example import AttentionExample
 from seq2seq.vocab import UNK_ID
 
 logger = logging.getLogger(__name__)
 
-__all__ = [
-    "PRECISIONS",
-    "TranslateError",
-    "Translation",
-    "Translator",
-    "build_translator",
-    "resolve_precision",
-]
+__all__ = ["DecodeOptions", "PairScore", "TranslateError", "Translation", "Translator"]
 
-PRECISIONS = ("auto", "fp32", "bf16")
-
-
-class TranslateError(ValueError):
-    """Decoding options or a model that cannot be used: the message names the option."""
+#: Decoding errors are ValueErrors naming the option; the old name stays for callers.
+TranslateError = DecodeError
 
 
 @dataclass
 class Translation:
-    """The translation of one input line.
+    """The translation of one input text.
 
-    text: the best hypothesis, detokenized ("" for an empty line).
-    nbest: up to n_best (text, score) pairs, best first; score is the length-normalised
-        log-probability (the plain log-probability under greedy decoding).
-    alignment: (source word, target word) links of the best hypothesis when asked for.
-    tokens: target token ids of the best hypothesis (no BOS/EOS).
+    text: the best hypothesis, detokenized ("" for an empty input).
+    score: its length-normalised log-probability (GNMT penalty; the plain log-probability
+        under greedy decoding); log_prob: its log-probability, EOS included.
+    tokens: its target subword ids (no BOS/EOS); pieces: the same as subword strings.
+    nbest: up to n_best (text, score) pairs, best first (the best is (text, score)).
+    alignment: (source word, target word) links, 0-based, when asked for.
+    attention: its attention (every slot, layer and head, labelled with the pieces) when
+        asked for.
     """
 
     text: str
-    nbest: list[tuple[str, float]]
-    alignment: list[Link] | None = None
+    score: float = 0.0
+    log_prob: float = 0.0
     tokens: list[int] = field(default_factory=list)
-
-
-def resolve_precision(name: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype for `name` in auto|fp32|bf16 on `device`; None means float32.
-
-    auto is bf16 where the processor computes it natively (CPU with AVX512-BF16/AMX, or a GPU
-    of compute capability 8.0 or later), else float32.
-    """
-    if name not in PRECISIONS:
-        raise TranslateError(f"precision: got {name!r}, expected one of {', '.join(PRECISIONS)}")
-    if name == "fp32":
-        return None
-    native = cuda_has_native_bf16() if device.type == "cuda" else cpu_has_native_bf16()
-    if name == "auto":
-        return torch.bfloat16 if native else None
-    if not native:
-        if device.type == "cuda":
-            raise TranslateError(
-                "precision: bf16 needs a GPU with native bf16 (compute capability 8.0 or later); "
-                "use fp32 or auto"
-            )
-        logger.warning(
-            "this CPU has no native bf16 arithmetic: bf16 decoding is emulated and slower than fp32"
-        )
-    return torch.bfloat16
+    pieces: list[str] = field(default_factory=list)
+    nbest: list[tuple[str, float]] = field(default_factory=list)
+    alignment: list[Link] | None = None
+    attention: AttentionExample | None = None
 
 
 class Translator:
-    """Batched translation of text lines with greedy (beam=1) or beam search."""
+    """Batched translation with greedy (beam 1) or beam search; see the module docstring."""
 
     def __init__(
         self,
@@ -112,197 +98,302 @@ class Translator:
         align_layer: int = -1,
         align_head: int | None = None,
         chunk_size: int | None = None,
+        config: Any = None,
+        checkpoint_path: Path | None = None,
     ) -> None:
-        if beam < 1:
-            raise TranslateError(f"beam: got {beam}, expected an integer >= 1")
-        if not 1 <= n_best <= beam:
-            raise TranslateError(f"n-best: got {n_best}, expected 1 <= n-best <= beam ({beam})")
+        self.options = DecodeOptions(
+            beam=beam,
+            n_best=n_best,
+            length_penalty=length_penalty,
+            max_len_ratio=max_len_ratio,
+            max_len_offset=max_len_offset,
+        )
         if batch_size < 1:
             raise TranslateError(f"batch size: got {batch_size}, expected an integer >= 1")
-        if max_len_ratio <= 0 or max_len_offset < 0:
-            raise TranslateError(
-                f"max length: got ratio {max_len_ratio} and offset "
-                f"{max_len_offset}, expected ratio > 0 and offset >= 0"
-            )
-        self.model, self.tokenizer = model.eval(), tokenizer
-        self.beam, self.n_best, self.length_penalty = beam, n_best, length_penalty
-        self.max_len_ratio, self.max_len_offset = max_len_ratio, max_len_offset
+        self.model, self.tokenizer = model, tokenizer  # the searches run it in eval mode
+        self.config, self.checkpoint_path = config, checkpoint_path
         self.batch_size = batch_size
         self.chunk_size = chunk_size or 16 * batch_size
-        param = next(iter(model.parameters()), None)
-        self.device = param.device if param is not None else torch.device("cpu")
-        self.dtype = resolve_precision(precision, self.device)
-        self.precision = "fp32" if self.dtype is None else "bf16"
+        self.device = model_device(model)
+        self._precision = resolve_precision(
+            precision, self.device, allowed=DECODE_PRECISIONS, option="precision"
+        )
         self.alignments, self.align_layer, self.align_head = alignments, align_layer, align_head
-        self.max_src_len = int(model.max_positions)
+        self.max_src_len = int(model.max_positions) - 1  # the source + EOS must fit
         if alignments:
             self.check_align_options()
 
-    # --- public API ---------------------------------------------------------------------------
+    # --- construction -------------------------------------------------------------------------
 
-    def translate(self, lines: Iterable[str]) -> Iterator[Translation]:
-        """Translations of `lines`, in order, computed a chunk of lines at a time."""
+    @classmethod
+    def load(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        device: str | torch.device = "auto",
+        precision: str = "auto",
+        **options: Any,
+    ) -> Translator:
+        """The translator of a run directory (its best.pt, else last.pt) or a .pt checkpoint.
+
+        device: auto (CUDA when present), cpu, cuda or a torch.device. options: any keyword
+        of the constructor (beam, n_best, length_penalty, max_len_ratio, max_len_offset,
+        batch_size, align_layer, align_head); those not given, or None, come from the run's
+        ``decode`` config section.
+        """
+        from seq2seq.checkpoint import load_run
+
+        if not isinstance(device, torch.device):
+            try:
+                device = resolve_device(str(device))
+            except ValueError as e:
+                raise TranslateError(str(e).replace("train.device", "device")) from None
+        return cls.from_run(load_run(path, device=device), precision=precision, **options)
+
+    @classmethod
+    def from_run(cls, run: Any, **options: Any) -> Translator:
+        """The translator of a loaded run (`seq2seq.checkpoint.load_run`), with the decoding
+        defaults of its config's ``decode`` section; options given and not None win."""
+        decode = run.config.decode
+        merged: dict[str, Any] = {
+            "beam": decode.beam,
+            "n_best": decode.n_best,
+            "length_penalty": decode.length_penalty,
+            "max_len_ratio": decode.max_len_ratio,
+            "max_len_offset": decode.max_len_offset,
+            "batch_size": decode.batch_size,
+        }
+        given = {key: value for key, value in options.items() if value is not None}
+        merged.update(given)
+        if "n_best" not in given:  # the config's n_best may exceed a beam given here
+            merged["n_best"] = min(merged["n_best"], merged["beam"])
+        return cls(
+            model=run.model,
+            tokenizer=run.tokenizer,
+            config=run.config,
+            checkpoint_path=run.checkpoint_path,
+            **merged,
+        )
+
+    # --- the API ------------------------------------------------------------------------------
+
+    @property
+    def beam(self) -> int:
+        return self.options.beam
+
+    @property
+    def n_best(self) -> int:
+        return self.options.n_best
+
+    @property
+    def precision(self) -> str:
+        """The precision decoding runs in: fp32 or bf16."""
+        return self._precision.name
+
+    def translate(
+        self,
+        texts: str | Iterable[str],
+        *,
+        beam: int | None = None,
+        n_best: int | None = None,
+        alignments: bool | None = None,
+        attention: bool = False,
+    ) -> list[Translation]:
+        """Translations of `texts` (a list of strings, or one string), in order.
+
+        beam, n_best: this call's search (default: the translator's); alignments: add word
+        alignments (default: the translator's setting); attention: add each translation's
+        attention as an AttentionExample. An empty list gives an empty list.
+        """
+        texts = _check_texts(texts, "texts")
+        options = self.options
+        if beam is not None or n_best is not None:
+            beam = options.beam if beam is None else beam
+            options = options.replace(beam=beam, n_best=n_best or min(options.n_best, beam))
+        want_links = self.alignments if alignments is None else alignments
+        if want_links and not self.alignments:
+            self.check_align_options()
+        return self._translate(texts, 1, options, want_links, attention)
+
+    def stream(self, lines: Iterable[str]) -> Iterator[Translation]:
+        """Translations of `lines`, in order, computed `chunk_size` lines at a time (files)."""
         chunk: list[str] = []
-        first = 1  # 1-based number of the chunk's first line, for warnings
+        first = 1  # number of the chunk's first line, for warnings
         for line in lines:
             chunk.append(line)
             if len(chunk) >= self.chunk_size:
-                yield from self._translate_chunk(chunk, first)
+                yield from self._translate(chunk, first, self.options, self.alignments, False)
                 first, chunk = first + len(chunk), []
         if chunk:
-            yield from self._translate_chunk(chunk, first)
+            yield from self._translate(chunk, first, self.options, self.alignments, False)
 
-    def align(self, src_lines: Sequence[str], tgt_lines: Sequence[str]) -> list[list[Link]]:
-        """Word alignments of given sentence pairs from teacher-forced cross-attention."""
-        if len(src_lines) != len(tgt_lines):
-            raise TranslateError(
-                f"align: got {len(src_lines)} source but {len(tgt_lines)} target lines"
-            )
+    def score(self, sources: Sequence[str], targets: Sequence[str]) -> list[PairScore]:
+        """Forced-decoding scores of (source, target) pairs: each target's log-probability
+        (EOS included), its token count and the length-normalised score beam search would
+        report for it."""
+        src_ids, tgt_ids = self._encode_pairs(sources, targets)
+        return score_ids(
+            self.model,
+            src_ids,
+            tgt_ids,
+            alpha=self.options.length_penalty,
+            batch_size=self.batch_size,
+            autocast=self._precision.autocast,
+        )
+
+    def align(self, sources: Sequence[str], targets: Sequence[str]) -> list[list[Link]]:
+        """Word alignments of given pairs, read off their teacher-forced cross-attention."""
         self.check_align_options()
-        src_ids = self._encode_src(src_lines, first=1)
-        tgt_ids = self.tokenizer.encode_tgt_batch(list(tgt_lines))
-        for n, ids in enumerate(tgt_ids):
-            if len(ids) >= self.max_src_len:  # BOS + target must fit in max_positions
-                logger.warning(
-                    "target line %d: %d subword tokens, more than the model's "
-                    "maximum of %d; aligned on its first %d",
-                    n + 1,
-                    len(ids),
-                    self.max_src_len - 1,
-                    self.max_src_len - 1,
-                )
-                tgt_ids[n] = ids[: self.max_src_len - 1]
-        links: list[list[Link]] = [[] for _ in src_lines]
-        order = sorted(range(len(src_lines)), key=lambda i: (len(src_ids[i]), len(tgt_ids[i])))
-        order = [i for i in order if src_ids[i] and tgt_ids[i]]
-        for start in range(0, len(order), self.batch_size):
-            batch = order[start : start + self.batch_size]
-            aligned = self._align_ids([src_ids[i] for i in batch], [tgt_ids[i] for i in batch])
-            for i, result in zip(batch, aligned, strict=True):
-                links[i] = result
-        return links
+        src_ids, tgt_ids = self._encode_pairs(sources, targets)
+        return [[] if e is None else self._links(e) for e in self._forced(src_ids, tgt_ids)]
+
+    def attention(
+        self, source: str, target: str | None = None, *, beam: int | None = None
+    ) -> AttentionExample:
+        """The attention of every slot, layer and head on one sentence, with the pieces.
+
+        Without `target` the sentence is translated (this translator's search, or `beam`)
+        and the weights are those the model used to produce its translation; with `target`
+        that target is forced. ``example.matrices(slot)`` is a numpy [L, H, Tq, Tk] array,
+        ``example.labels(slot)`` its (row, column) piece labels.
+        """
+        (source,) = _check_texts([source], "source")
+        if not source.strip():
+            raise TranslateError("source: the sentence is empty: nothing to attend to")
+        if target is None:
+            found = self.translate([source], beam=beam, n_best=1, attention=True)
+            example = found[0].attention
+        else:
+            (target,) = _check_texts([target], "target")
+            src_ids, tgt_ids = self._encode_pairs([source], [target])
+            example = self._forced(src_ids, tgt_ids)[0]
+        if example is None:
+            raise TranslateError("target: the sentence is empty: nothing to attend to")
+        example.title = source
+        return example
+
+    def describe(self) -> dict[str, Any]:
+        """What the model is: languages, architecture, attention of each slot, size, search."""
+        cfg = self.config
+        slots = {}
+        for name in getattr(self.model, "slots", ()):
+            spec = getattr(cfg.model.attention, name, None) if cfg is not None else None
+            slots[name] = {"type": spec.type, "heads": spec.heads} if spec is not None else {}
+        return {
+            "src_lang": cfg.data.src_lang if cfg is not None else None,
+            "tgt_lang": cfg.data.tgt_lang if cfg is not None else None,
+            "arch": cfg.model.arch if cfg is not None else type(self.model).__name__,
+            "attention": slots,
+            "parameters": sum(p.numel() for p in self.model.parameters()),
+            "max_positions": int(self.model.max_positions),
+            "src_vocab_size": self.tokenizer.src_vocab_size,
+            "tgt_vocab_size": self.tokenizer.tgt_vocab_size,
+            "beam": self.options.beam,
+            "length_penalty": self.options.length_penalty,
+            "precision": self.precision,
+            "device": str(self.device),
+        }
 
     def check_align_options(self) -> None:
-        """Raise TranslateError/AlignmentError for an align layer or head the model lacks."""
-        one = torch.tensor([UNK_ID], device=self.device)
-        weights = forced_attention(self.model, one, one)
+        """Raise for an align layer or head the model lacks, or a model without cross."""
+        weights = self.model_attention_shapes()
         if "cross" not in weights:
             raise TranslateError(
                 f"the model has no cross-attention to align with (slots: {sorted(weights)})"
             )
-        select_attention(weights["cross"], layer=self.align_layer, head=self.align_head)
+        select_attention(
+            torch.zeros(weights["cross"]), layer=self.align_layer, head=self.align_head
+        )
+
+    def model_attention_shapes(self) -> dict[str, tuple[int, ...]]:
+        """{slot: (L, H, 1, 1)}: the layers and heads of each attention slot of the model."""
+        example = self._forced([[UNK_ID]], [[UNK_ID]])[0]
+        assert example is not None
+        return {slot: (*w.shape[:2], 1, 1) for slot, w in example.weights.items()}
 
     # --- internals ----------------------------------------------------------------------------
 
-    def _autocast(self):
-        return torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype is not None)
+    def _encode(self, texts: Sequence[str], first: int, what: str) -> list[list[int]]:
+        encode = self.tokenizer.encode_src_batch if what == "input line" else None
+        ids = (encode or self.tokenizer.encode_tgt_batch)(list(texts))
+        return truncate(ids, self.max_src_len, what, first)
 
-    def _encode_src(self, lines: Sequence[str], first: int) -> list[list[int]]:
-        ids = self.tokenizer.encode_src_batch(list(lines))
-        for n, seq in enumerate(ids):
-            if len(seq) >= self.max_src_len:  # the source + EOS must fit in max_positions
-                logger.warning(
-                    "input line %d: %d subword tokens, more than the model's maximum "
-                    "of %d; truncated to its first %d",
-                    first + n,
-                    len(seq),
-                    self.max_src_len - 1,
-                    self.max_src_len - 1,
-                )
-                ids[n] = seq[: self.max_src_len - 1]
-        return ids
+    def _encode_pairs(
+        self, sources: Sequence[str], targets: Sequence[str]
+    ) -> tuple[list[list[int]], list[list[int]]]:
+        sources, targets = _check_texts(sources, "sources"), _check_texts(targets, "targets")
+        if len(sources) != len(targets):
+            raise TranslateError(f"got {len(sources)} sources but {len(targets)} targets")
+        return self._encode(sources, 1, "input line"), self._encode(targets, 1, "target line")
 
-    def _translate_chunk(self, lines: list[str], first: int) -> list[Translation]:
-        src_ids = self._encode_src(lines, first)
-        out = [
-            Translation(text="", nbest=[("", 0.0)], alignment=[] if self.alignments else None)
-            for _ in lines
-        ]  # empty lines keep these
-        order = sorted((i for i, ids in enumerate(src_ids) if ids), key=lambda i: len(src_ids[i]))
-        for start in range(0, len(order), self.batch_size):
-            batch = order[start : start + self.batch_size]
-            for i, translation in zip(
-                batch, self._translate_ids([src_ids[i] for i in batch]), strict=True
-            ):
-                out[i] = translation
+    def _forced(self, src_ids, tgt_ids) -> list[AttentionExample | None]:
+        return forced_examples(
+            self.model,
+            self.tokenizer,
+            src_ids,
+            tgt_ids,
+            batch_size=self.batch_size,
+            autocast=self._precision.autocast,
+        )
+
+    def _translate(
+        self,
+        texts: Sequence[str],
+        first: int,
+        options: DecodeOptions,
+        alignments: bool,
+        attention: bool,
+    ) -> list[Translation]:
+        src_ids = self._encode(texts, first, "input line")
+        found = decode_ids(
+            self.model,
+            src_ids,
+            options,
+            batch_size=self.batch_size,
+            autocast=self._precision.autocast,
+            need_weights=attention,
+        )
+        out = [self._translation(hyps) for hyps in found]
+        if attention:
+            for t, ids, hyps in zip(out, src_ids, found, strict=True):
+                if ids:
+                    t.attention = hypothesis_example(self.tokenizer, ids, hyps[0])
+        if alignments:
+            best = [t.tokens for t in out]
+            for t, example in zip(out, self._forced(src_ids, best), strict=True):
+                t.alignment = [] if example is None else self._links(example)
         return out
 
-    def _search(self, src: torch.Tensor) -> list[list[Hypothesis]]:
-        limit = max_output_lengths(
-            src,
-            ratio=self.max_len_ratio,
-            offset=self.max_len_offset,
-            max_positions=self.max_src_len,
+    def _translation(self, hyps: list[Hypothesis]) -> Translation:
+        best = hyps[0]
+        nbest = [(self.tokenizer.decode_tgt(h.tokens), h.score) for h in hyps]
+        return Translation(
+            text=nbest[0][0],
+            score=best.score,
+            log_prob=best.log_prob,
+            tokens=best.tokens,
+            pieces=self.tokenizer.tgt_pieces(best.tokens) if best.tokens else [],
+            nbest=nbest,
         )
-        with self._autocast():
-            if self.beam == 1:
-                return [[h] for h in greedy_search(self.model, src, max_len=limit)]
-            return beam_search(
-                self.model,
-                src,
-                beam=self.beam,
-                n_best=self.n_best,
-                length_penalty=self.length_penalty,
-                max_len=limit,
-            )
 
-    def _translate_ids(self, src_ids: list[list[int]]) -> list[Translation]:
-        results = self._search(collate_src(src_ids).to(self.device))
-        translations = [
-            Translation(
-                text=self.tokenizer.decode_tgt(hyps[0].tokens),
-                nbest=[(self.tokenizer.decode_tgt(h.tokens), h.score) for h in hyps],
-                tokens=hyps[0].tokens,
-            )
-            for hyps in results
-        ]
-        if self.alignments:
-            best = [hyps[0].tokens for hyps in results]
-            keep = [i for i, tokens in enumerate(best) if tokens]
-            aligned = self._align_ids([src_ids[i] for i in keep], [best[i] for i in keep])
-            for t in translations:
-                t.alignment = []
-            for i, links in zip(keep, aligned, strict=True):
-                translations[i].alignment = links
-        return translations
-
-    def _align_ids(self, src_ids: list[list[int]], tgt_ids: list[list[int]]) -> list[list[Link]]:
-        """Alignments of non-empty id sequences, one batch."""
-        if not src_ids:
-            return []
-        src = collate_src(src_ids).to(self.device)
-        tgt = pad_ids(tgt_ids).to(self.device)  # no BOS/EOS
-        with self._autocast():
-            weights = forced_attention(self.model, src, tgt)
-        links = []
-        for n, (s, t) in enumerate(zip(src_ids, tgt_ids, strict=True)):
-            matrix = select_attention(
-                weights["cross"][n].cpu(), layer=self.align_layer, head=self.align_head
-            )
-            links.append(
-                attention_alignment(
-                    matrix,
-                    pieces_to_words(self.tokenizer.src_pieces(s)),
-                    pieces_to_words(self.tokenizer.tgt_pieces(t)),
-                )
-            )
-        return links
+    def _links(self, example: AttentionExample) -> list[Link]:
+        cross = torch.from_numpy(example.weights["cross"])
+        matrix = select_attention(cross, layer=self.align_layer, head=self.align_head)
+        src = pieces_to_words(example.src_pieces[:-1])  # without the final </s>
+        tgt = pieces_to_words(example.tgt_pieces[: matrix.size(0) - 1])
+        return attention_alignment(matrix, src, tgt)
 
 
-def build_translator(run: Any, **overrides: Any) -> Translator:
-    """A Translator for a loaded run (`seq2seq.checkpoint.load_run`), with the decoding
-    defaults of its config's `decode` section; keyword arguments given and not None win."""
-    decode = run.config.decode
-    options: dict[str, Any] = {
-        "beam": decode.beam,
-        "n_best": decode.n_best,
-        "length_penalty": decode.length_penalty,
-        "max_len_ratio": decode.max_len_ratio,
-        "max_len_offset": decode.max_len_offset,
-        "batch_size": decode.batch_size,
-    }
-    given = {key: value for key, value in overrides.items() if value is not None}
-    options.update(given)
-    if "n_best" not in given:  # the config's n_best may exceed a beam given on the command line
-        options["n_best"] = min(options["n_best"], options["beam"])
-    return Translator(model=run.model, tokenizer=run.tokenizer, **options)
+def _check_texts(texts: str | Iterable[str], name: str) -> list[str]:
+    """`texts` as a list of strings; a TypeError names the first item that is not one."""
+    if isinstance(texts, str):
+        return [texts]
+    if isinstance(texts, bytes | bytearray | Mapping) or not isinstance(texts, Iterable):
+        raise TypeError(
+            f"{name}: expected a string or a list of strings, got {type(texts).__name__}"
+        )
+    texts = list(texts)
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise TypeError(f"{name}[{i}]: expected a string, got {type(text).__name__}")
+    return texts

@@ -23,7 +23,6 @@ import torch
 from torch import Tensor, nn
 
 from seq2seq.data import collate
-from seq2seq.data.batching import collate_src
 from seq2seq.evaluation.alignment import (
     alignment_error_rate,
     attention_alignment,
@@ -31,8 +30,8 @@ from seq2seq.evaluation.alignment import (
     select_attention,
 )
 from seq2seq.evaluation.metrics import corpus_bleu
-from seq2seq.inference import greedy_search
-from seq2seq.inference.search import max_output_lengths
+from seq2seq.inference.decode import DecodeOptions, decode_ids
+from seq2seq.inference.translate import Translator
 from seq2seq.runtime.precision import Precision
 from seq2seq.training.loss import label_smoothed_cross_entropy
 from seq2seq.training.state import preserved_rng
@@ -121,33 +120,6 @@ def teacher_forced_pass(
     return result
 
 
-@torch.no_grad()
-def translate_greedy(
-    model: nn.Module,
-    src_ids: list[list[int]],
-    *,
-    precision: Precision,
-    device: torch.device,
-    batch_size: int,
-    max_len_ratio: float,
-    max_len_offset: int,
-) -> list[list[int]]:
-    """Greedy translations (token ids) of ``src_ids``, batched by length, in input order."""
-    order = sorted(range(len(src_ids)), key=lambda i: len(src_ids[i]))
-    out: list[list[int]] = [[] for _ in src_ids]
-    for start in range(0, len(order), batch_size):
-        chunk = order[start : start + batch_size]
-        src = collate_src([src_ids[i] for i in chunk]).to(device)
-        limit = max_output_lengths(
-            src, ratio=max_len_ratio, offset=max_len_offset, max_positions=model.max_positions
-        )
-        with precision.autocast():
-            hyps = greedy_search(model, src, max_len=limit)
-        for i, hyp in zip(chunk, hyps, strict=True):
-            out[i] = hyp.tokens
-    return out
-
-
 def attention_aer(valid: ValidSet, tokenizer: Any, cross: dict[int, Tensor]) -> float:
     """Corpus AER of the word alignments read off the cross-attention (last layer, mean of the
     heads: the default of ``seq2seq evaluate --gold-alignments``) against the gold links."""
@@ -178,18 +150,21 @@ def validate(
         with preserved_rng():
             forced = teacher_forced_pass(model, valid, precision, device)
             n = min(cfg.train.valid_max_sentences or len(valid.src_ids), len(valid.src_ids))
-            hyp_ids = translate_greedy(
-                model,
-                valid.src_ids[:n],
-                precision=precision,
-                device=device,
-                batch_size=cfg.decode.batch_size,
+            greedy = DecodeOptions(
+                beam=1,
                 max_len_ratio=cfg.decode.max_len_ratio,
                 max_len_offset=cfg.decode.max_len_offset,
             )
+            found = decode_ids(
+                model,
+                valid.src_ids[:n],
+                greedy,
+                batch_size=cfg.decode.batch_size,
+                autocast=precision.autocast,
+            )
     finally:
         model.train(was_training)
-    hypotheses = [tokenizer.decode_tgt(ids) for ids in hyp_ids]
+    hypotheses = [tokenizer.decode_tgt(hyps[0].tokens) for hyps in found]
     result = {k: v for k, v in forced.items() if k != "cross"}
     result["bleu"] = corpus_bleu(hypotheses, valid.refs[:n])
     result["bleu_sentences"] = n
@@ -209,16 +184,15 @@ def save_plots(
     num_alignment_plots: int,
 ) -> None:
     """``curves.png`` and ``alignments/step_*.png`` for the first validation sentences."""
-    from seq2seq.viz import attention_for_pair, plot_training_curves, save_validation_plots
+    from seq2seq.viz import plot_training_curves, save_validation_plots
 
     plot_training_curves(records, run_dir / "curves.png")
     if num_alignment_plots <= 0:
         return
+    translator = Translator(model=model, tokenizer=tokenizer, beam=1, precision="fp32")
     with preserved_rng():
         examples = [
-            attention_for_pair(model, tokenizer, src)
-            for src in valid.src_text[:num_alignment_plots]
-            if src.strip()
+            translator.attention(src) for src in valid.src_text[:num_alignment_plots] if src.strip()
         ]
     (run_dir / "alignments").mkdir(exist_ok=True)
     save_validation_plots(examples, run_dir / "alignments", step)

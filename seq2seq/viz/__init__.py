@@ -1,14 +1,14 @@
 """Attention heatmaps, the HTML attention viewer and training curves.
 
 The plotting functions are pure: they take matrices and labels and write files (atomically,
-format chosen by the suffix). `seq2seq.viz.alignments` holds the glue that gathers the
-attention of a model for one sentence pair.
+format chosen by the suffix). They take arrays and token strings and import nothing from the
+model, data, inference or training packages: `Translator.attention` gathers the attention of a
+model on a sentence as an `AttentionExample`.
 """
 
 from __future__ import annotations
 
 from seq2seq.viz.alignments import (
-    attention_for_pair,
     plot_example,
     save_validation_plots,
     select_layers_heads,
@@ -26,7 +26,6 @@ __all__ = [
     "SUPPORTED_SUFFIXES",
     "AttentionExample",
     "PlotError",
-    "attention_for_pair",
     "load_metrics",
     "merge_labels",
     "merge_to_words",

@@ -1,8 +1,7 @@
-"""Glue between a trained model and the plots: the attention of one sentence pair.
+"""Drawing the attention of sentence pairs: choosing layers and heads, figures of one example.
 
-`attention_for_pair` runs a model on one sentence (translating it, or forcing a given target)
-and returns its attention matrices with their subword labels; `plot_example` draws one slot of
-such an example; `save_validation_plots` is what the trainer calls at each validation.
+`plot_example` draws one slot of an `AttentionExample` (from `Translator.attention`);
+`save_validation_plots` is what the trainer calls at each validation.
 """
 
 from __future__ import annotations
@@ -14,18 +13,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from seq2seq.viz.common import PlotError
 from seq2seq.viz.example import SLOT_TITLES, AttentionExample
 from seq2seq.viz.heatmap import plot_alignment, plot_attention_grid
-from seq2seq.vocab import EOS
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
     "AttentionExample",
-    "attention_for_pair",
     "plot_example",
     "save_validation_plots",
     "select_layers_heads",
@@ -36,57 +32,6 @@ _AXES = {
     "encoder_self": ("source", "source"),
     "decoder_self": ("target", "target input"),
 }
-
-
-def attention_for_pair(
-    model: Any,
-    tokenizer: Any,
-    src: str,
-    tgt: str | None = None,
-    *,
-    beam: int = 1,
-    length_penalty: float = 0.6,
-    max_len_ratio: float = 1.5,
-    max_len_offset: int = 10,
-) -> AttentionExample:
-    """The attention of `model` on one sentence, with the subword pieces as labels.
-
-    Without `tgt` the sentence is translated (greedy search for beam=1, else beam search; the
-    weights of the best hypothesis follow the beam's back-pointers) and the example shows what
-    the model attended to while producing its output. With `tgt` that target is forced
-    (teacher forcing) and the example shows the alignment of the given pair.
-    Returns weights {slot: [L, H, Tq, Tk]} (float32, CPU) for every slot of the model; the
-    source pieces end with "</s>", which the encoder reads after the sentence; the target
-    pieces end with "</s>" when the output (or the forced target) was terminated.
-    Sources longer than `model.max_positions - 1` pieces are truncated with a warning.
-    """
-    # imported here: the plotting functions stay importable without the model stack
-    from seq2seq.data.batching import collate_src
-    from seq2seq.inference.search import forced_attention
-
-    src_ids = _truncate(tokenizer.encode_src(src), model.max_positions - 1, "source")
-    if not src_ids:
-        raise PlotError(f"source sentence {src!r} is empty: nothing to attend to")
-    device = next(model.parameters()).device
-    src_batch = collate_src([src_ids]).to(device)  # [1, S]: the pieces + EOS
-    if tgt is None:
-        search = {"ratio": max_len_ratio, "offset": max_len_offset, "alpha": length_penalty}
-        tgt_ids, weights = _translate(model, src_batch, beam, **search)
-    else:
-        tgt_ids = _truncate(tokenizer.encode_tgt(tgt), model.max_positions - 1, "target")
-        tgt_tensor = torch.tensor(tgt_ids, dtype=torch.long, device=device)
-        weights = forced_attention(model, src_batch[0], tgt_tensor)
-    weights = {slot: w.detach().float().cpu() for slot, w in weights.items()}
-    steps = next((w.shape[-2] for s, w in weights.items() if s != "encoder_self"), len(tgt_ids))
-    tgt_pieces = tokenizer.tgt_pieces(tgt_ids)
-    if steps == len(tgt_ids) + 1:  # the last decoder step produced (or was forced to) EOS
-        tgt_pieces.append(EOS)
-    return AttentionExample(
-        src_pieces=[*tokenizer.src_pieces(src_ids), EOS],
-        tgt_pieces=tgt_pieces,
-        weights=weights,
-        title=src,
-    )
 
 
 def select_layers_heads(
@@ -164,20 +109,6 @@ def save_validation_plots(
     return paths
 
 
-def _translate(model, src, beam: int, *, ratio: float, offset: int, alpha: float):
-    """(token ids, {slot: [L, H, T_out, Tk]}) of the best hypothesis for src [1, S]."""
-    from seq2seq.inference.search import beam_search, greedy_search, max_output_lengths
-
-    limit = max_output_lengths(src, ratio=ratio, offset=offset, max_positions=model.max_positions)
-    if beam == 1:
-        hyp = greedy_search(model, src, max_len=limit, need_weights=True)[0]
-    else:
-        hyp = beam_search(
-            model, src, beam=beam, length_penalty=alpha, max_len=limit, need_weights=True
-        )[0][0]
-    return hyp.tokens, hyp.attention or {}
-
-
 def _select(array: np.ndarray, axis: int, choice: int | str, name: str, slot: str):
     count = array.shape[axis]
     if choice == "all":
@@ -194,15 +125,6 @@ def _select(array: np.ndarray, axis: int, choice: int | str, name: str, slot: st
         )
     index = choice % count
     return np.take(array, [index], axis=axis), [f"{name} {index}"]
-
-
-def _truncate(ids: list[int], limit: int, side: str) -> list[int]:
-    if len(ids) > limit:
-        logger.warning(
-            "%s of %d pieces truncated to the model's maximum of %d", side, len(ids), limit
-        )
-        return ids[:limit]
-    return ids
 
 
 def _shorten(text: str, width: int = 80) -> str:

@@ -189,7 +189,7 @@ def test_translator_on_cuda_equals_the_cpu(corpus, tmp_path, ieee_fp32):
     """A trained tiny run: `Translator` greedy output on the GPU equals the CPU's."""
     from seq2seq.checkpoint import load_run
     from seq2seq.data import read_lines
-    from seq2seq.inference.translate import build_translator
+    from seq2seq.inference.translate import Translator
     from seq2seq.training.trainer import train
 
     cfg = run_factory.tiny_config(corpus, "transformer", ["train.max_steps=40"])  # on the CPU
@@ -198,7 +198,7 @@ def test_translator_on_cuda_equals_the_cpu(corpus, tmp_path, ieee_fp32):
     outputs = {}
     for device in ("cpu", "cuda"):
         run = load_run(tmp_path / "run", device=device)
-        translator = build_translator(run, beam=1, precision="fp32")
+        translator = Translator.from_run(run, beam=1, precision="fp32")
         outputs[device] = [t.text for t in translator.translate(lines)]
     assert outputs["cuda"] == outputs["cpu"]
 

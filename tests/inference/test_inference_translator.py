@@ -11,7 +11,9 @@ from toy_models import random_table
 from seq2seq.data import collate_src
 from seq2seq.inference import beam_search, greedy_search
 from seq2seq.inference.search import max_output_lengths
-from seq2seq.inference.translate import Translator, resolve_precision
+from seq2seq.inference.translate import Translator
+from seq2seq.runtime.precision import DECODE_PRECISIONS
+from seq2seq.runtime.precision import resolve_precision as _resolve
 
 
 class WordTokenizer:
@@ -102,8 +104,14 @@ def test_bad_options(toy_model):
         resolve_precision("fp16", torch.device("cpu"))
 
 
+def resolve_precision(name, device):
+    """The autocast dtype decoding uses for `name` (None: float32)."""
+    precision = _resolve(name, device, allowed=DECODE_PRECISIONS, option="precision")
+    return None if precision.name == "fp32" else precision.dtype
+
+
 def test_precision_resolution(monkeypatch):
-    import seq2seq.inference.translate as translate
+    import seq2seq.runtime.precision as translate
 
     monkeypatch.setattr(translate, "cpu_has_native_bf16", lambda: True)
     assert resolve_precision("auto", torch.device("cpu")) == torch.bfloat16

@@ -66,13 +66,16 @@ def test_cuda_auto_precision_is_bf16_only_where_native(monkeypatch: pytest.Monke
 
 
 def test_translation_precision_uses_native_bf16_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    from seq2seq.inference.translate import TranslateError
-    from seq2seq.inference.translate import resolve_precision as decode_precision
+    from seq2seq.runtime.precision import DECODE_PRECISIONS
+
+    def decode_precision(name, device):
+        chosen = resolve_precision(name, device, allowed=DECODE_PRECISIONS, option="precision")
+        return None if chosen.name == "fp32" else chosen.dtype
 
     gpu = torch.device("cuda", 0)
     _fake_gpu(monkeypatch, native_bf16=False)
     assert decode_precision("auto", gpu) is None
-    with pytest.raises(TranslateError, match="native bf16"):
+    with pytest.raises(ValueError, match="native bf16"):
         decode_precision("bf16", gpu)
     _fake_gpu(monkeypatch, native_bf16=True)
     assert decode_precision("auto", gpu) == torch.bfloat16

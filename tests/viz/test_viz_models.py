@@ -1,5 +1,5 @@
 """Attention plots of real (tiny, untrained) models: every architecture, slot and attention type,
-through `attention_for_pair` and through the `seq2seq plot` command on a saved run."""
+through `Translator.attention` and through the `seq2seq plot` command on a saved run."""
 
 from __future__ import annotations
 
@@ -15,8 +15,9 @@ from seq2seq.cli import main
 from seq2seq.config import TokenizerConfig, config_from_dict, config_to_dict, save_config
 from seq2seq.data import Tokenizer, collate_src
 from seq2seq.inference import greedy_search
+from seq2seq.inference.translate import Translator
 from seq2seq.models import build_model
-from seq2seq.viz import attention_for_pair, plot_example
+from seq2seq.viz import plot_example
 from seq2seq.vocab import BOS_ID, EOS
 
 SRC = ["I love you", "the cat sleeps", "we love the cat", "you see me", "twenty three cats"]
@@ -53,6 +54,12 @@ def tokenizer(tmp_path_factory):
 def _model(cfg, tokenizer, seed=0):
     torch.manual_seed(seed)
     return build_model(cfg.model, tokenizer.src_vocab_size, tokenizer.tgt_vocab_size).eval()
+
+
+def attention_for_pair(model, tokenizer, src, tgt=None, *, beam=1, **limits):
+    """The attention of one sentence through the Python API (greedy, beam or forced)."""
+    translator = Translator(model=model, tokenizer=tokenizer, beam=beam, **limits)
+    return translator.attention(src, tgt)
 
 
 def _forward_weights(model, src_ids, tgt_ids):
