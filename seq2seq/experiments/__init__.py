@@ -1,7 +1,13 @@
 """Experiments over several configs: ``seq2seq compare`` (train, evaluate, report)."""
 
-from seq2seq.experiments.compare import Comparison, run_comparison
-from seq2seq.experiments.variants import CompareError, Variant, describe_model, plan_variants
+from seq2seq.experiments.compare import run_comparison
+from seq2seq.experiments.variants import (
+    CompareError,
+    Comparison,
+    Variant,
+    describe_model,
+    plan_variants,
+)
 
 __all__ = [
     "CompareError",

@@ -16,15 +16,16 @@ import os
 import re
 import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from seq2seq.checkpoint import load_checkpoint, load_run
 from seq2seq.config import config_to_dict
+from seq2seq.experiments.report import write_report
 from seq2seq.experiments.runner import read_metrics, read_segments, train_variant, valid_times
 from seq2seq.experiments.variants import (
     CompareError,
+    Comparison,
     Variant,
     budget_seconds,
     describe_model,
@@ -39,15 +40,6 @@ RESULT_FILE = "compare_result.json"
 PRECISION = "auto"  # as `seq2seq evaluate`: bf16 where the hardware has it, else fp32
 
 
-@dataclass
-class Comparison:
-    """What a comparison produced: one result dict per variant, and the files written."""
-
-    variants: list[Variant]
-    results: list[dict[str, Any]]
-    out_dir: Path
-
-
 def run_comparison(
     config_paths: Sequence[str | os.PathLike[str]],
     *,
@@ -59,8 +51,6 @@ def run_comparison(
     command: str = "",
 ) -> Comparison:
     """Trains and evaluates every config (skipping finished ones), then writes the report."""
-    from seq2seq.experiments.report import write_report
-
     out_dir = Path(out_dir)
     variants = plan_variants(config_paths, out_dir=out_dir, max_time=max_time, overrides=overrides)
     budget = budget_seconds(max_time)

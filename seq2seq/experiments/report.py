@@ -5,15 +5,13 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from seq2seq.checkpoint import load_run
+from seq2seq.experiments.variants import Comparison
 from seq2seq.fileio import write_atomic
 from seq2seq.training.progress import format_duration
 from seq2seq.vocab import EOS
-
-if TYPE_CHECKING:
-    from seq2seq.experiments.compare import Comparison
 
 logger = logging.getLogger(__name__)
 

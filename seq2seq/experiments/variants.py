@@ -6,6 +6,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from seq2seq.config import Config, ConfigError, ModelConfig, load_config, parse_duration
 
@@ -23,6 +24,15 @@ class Variant:
     config: Config  # with the comparison's overrides applied
     overrides: tuple[str, ...]  # the --set items every training of this variant receives
     run_dir: Path  # OUT/runs/<name>
+
+
+@dataclass
+class Comparison:
+    """What a comparison produced: one result dict per variant, and the files written."""
+
+    variants: list[Variant]
+    results: list[dict[str, Any]]
+    out_dir: Path
 
 
 def budget_seconds(max_time: str) -> float:
