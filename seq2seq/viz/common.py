@@ -1,8 +1,10 @@
-"""Shared helpers of the plotting modules: output formats, atomic figure files, arrays."""
+"""Shared helpers of the plotting modules: output formats, atomic figure files, arrays, and the
+heatmap drawing (colour map, cell and font sizes, ticks, titles) of every matrix figure."""
 
 from __future__ import annotations
 
 import os
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,10 @@ class PlotError(ValueError):
 
 STATIC_SUFFIXES: tuple[str, ...] = (".png", ".svg", ".pdf")
 SUPPORTED_SUFFIXES: tuple[str, ...] = (*STATIC_SUFFIXES, ".html")
+
+CMAP = "viridis"
+MAX_PANEL = 14.0  # inches: larger matrices get smaller cells
+LITERAL = {"parse_math": False}  # text from the data is shown as is, "$" never starts math
 
 
 def output_format(
@@ -77,3 +83,48 @@ def save_figure(fig, out_path: str | os.PathLike[str], fmt: str | None = None) -
     """Write a Figure atomically in the format `fmt` or the one named by the suffix."""
     fmt = fmt or output_format(out_path)
     return write_with(out_path, lambda tmp: fig.savefig(tmp, format=fmt, dpi=fig.dpi), parents=True)
+
+
+def draw_matrix(ax, matrix, vmax: float):
+    """``matrix`` [rows, cols] as an image on ``ax``; vmin 0 and vmax the largest weight, so that
+    diffuse attention still shows its structure."""
+    return ax.imshow(
+        matrix, cmap=CMAP, vmin=0.0, vmax=max(vmax, 1e-9), aspect="equal", interpolation="nearest"
+    )
+
+
+def set_ticks(
+    ax, cols: list[str], rows: list[str], font: float, *, show_x: bool, show_y: bool
+) -> None:
+    """One tick per column and row, labelled (columns rotated) where ``show_x``/``show_y``."""
+    ax.set_xticks(range(len(cols)))
+    ax.set_yticks(range(len(rows)))
+    ax.set_xticklabels(cols if show_x else [], rotation=90, fontsize=font, **LITERAL)
+    ax.set_yticklabels(rows if show_y else [], fontsize=font, **LITERAL)
+    ax.tick_params(length=0)
+
+
+def cell_size(base: float, tt: int, ts: int) -> float:
+    """Inches per cell of a [tt, ts] matrix: ``base``, smaller when the panel would exceed
+    MAX_PANEL."""
+    return min(base, MAX_PANEL / max(tt, ts))
+
+
+def font_size(cell: float) -> float:
+    """Label points for a cell of ``cell`` inches (4 to 10)."""
+    return max(4.0, min(10.0, cell * 30.0))
+
+
+def label_extent(labels: list[str], font: float) -> float:
+    """Approximate extent in inches of the longest label at `font` points."""
+    return max((len(label) for label in labels), default=1) * font * 0.62 / 72.0
+
+
+def fit_title(title: str | None, width: float, height: float) -> tuple[str | None, float, float]:
+    """Wrap a long suptitle (12 pt) to the figure width, growing the figure to make room."""
+    if not title:
+        return title, width, height
+    width = max(width, 4.0)
+    chars = max(20, int((width - 0.4) / label_extent(["x"], 12.0)))
+    lines = textwrap.wrap(title, chars, max_lines=3, placeholder=" \u2026") or [title]
+    return "\n".join(lines), width, height + 0.3 + 0.2 * len(lines)

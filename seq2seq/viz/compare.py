@@ -14,20 +14,25 @@ from pathlib import Path
 from typing import Any
 
 from seq2seq.viz.common import (
+    LITERAL,
     PlotError,
+    cell_size,
     check_labels,
+    draw_matrix,
+    fit_title,
+    font_size,
+    label_extent,
     new_figure,
     output_format,
     save_figure,
+    set_ticks,
     to_numpy,
 )
-from seq2seq.viz.heatmap import _cell_size, _draw, _fit_title, _font_size, _label_extent, _ticks
 
 __all__ = ["AlignmentPanel", "plot_alignment_panels", "plot_bleu_vs_time"]
 
 _PANEL_CELL = 0.24  # inches per matrix cell
 _MAX_COLUMNS = 4  # panels per row
-_LITERAL = {"parse_math": False}
 
 
 @dataclass
@@ -77,7 +82,7 @@ def plot_bleu_vs_time(
     ax.grid(True, alpha=0.3)
     ax.legend(loc="best", fontsize="small")
     if title:
-        fig.suptitle(title, **_LITERAL)
+        fig.suptitle(title, **LITERAL)
     return save_figure(fig, out_path, fmt)
 
 
@@ -107,13 +112,13 @@ def plot_alignment_panels(
     n_rows = math.ceil(len(panels) / n_cols)
     tt = max(m.shape[0] for m in matrices)
     ts = max(m.shape[1] for m in matrices)
-    cell = _cell_size(_PANEL_CELL, tt, ts)
-    font = _font_size(cell)
-    row_extent = max(_label_extent(rows, font) for _, rows in labels)
-    col_extent = max(_label_extent(cols, font) for cols, _ in labels)
+    cell = cell_size(_PANEL_CELL, tt, ts)
+    font = font_size(cell)
+    row_extent = max(label_extent(rows, font) for _, rows in labels)
+    col_extent = max(label_extent(cols, font) for cols, _ in labels)
     width = n_cols * (ts * cell + row_extent + 0.4) + 1.2
     height = n_rows * (tt * cell + col_extent + 0.8) + 0.6
-    title, width, height = _fit_title(title, width, height)
+    title, width, height = fit_title(title, width, height)
     fig = new_figure(width, height)
     axes = fig.subplots(n_rows, n_cols, squeeze=False)
     vmax = max(float(m.max()) for m in matrices)
@@ -123,15 +128,15 @@ def plot_alignment_panels(
             ax.set_axis_off()
             continue
         cols, rows = labels[index]
-        image = _draw(ax, matrices[index], vmax=vmax)
-        _ticks(ax, cols, rows, font, show_x=True, show_y=True)
-        ax.set_title(panels[index].name, fontsize=font + 3, **_LITERAL)
+        image = draw_matrix(ax, matrices[index], vmax=vmax)
+        set_ticks(ax, cols, rows, font, show_x=True, show_y=True)
+        ax.set_title(panels[index].name, fontsize=font + 3, **LITERAL)
         ax.set_xlabel("source", fontsize=font + 2)
         ax.set_ylabel("target (greedy output)", fontsize=font + 2)
     colorbar = fig.colorbar(image, ax=axes, fraction=0.03, pad=0.02)
     colorbar.set_label("attention weight")
     if title:
-        fig.suptitle(title, **_LITERAL)
+        fig.suptitle(title, **LITERAL)
     return save_figure(fig, out_path, fmt)
 
 
