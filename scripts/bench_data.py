@@ -73,7 +73,7 @@ def build_corpus(args: argparse.Namespace, work: Path) -> dict[str, Path]:
         tgt = read_text(base / f"train.{args.tgt}.gz")
         valid = (read_text(base / f"val.{args.src}.gz"), read_text(base / f"val.{args.tgt}.gz"))
     else:
-        from seq2seq.data.demo import generate_demo
+        from seq2seq.demo.corpus import generate_demo
 
         demo = work / "demo"
         generate_demo(demo, seed=1, n_train=REFERENCE_PAIRS, n_valid=VALID_PAIRS, n_test=10)

@@ -31,7 +31,7 @@ What each column is:
   warm-up batch; fp16 has no decoding precision (``Translator`` takes fp32 and bf16): "-".
 
 Data: Multi30k from data/multi30k or ../shared/data/multi30k when its files are there, else the
-generated demo corpus (``seq2seq.data.demo``, 30,000 training pairs, a 1,000-piece vocabulary)
+generated demo corpus (``seq2seq.demo``, 30,000 training pairs, a 1,000-piece vocabulary)
 in a temporary directory; nothing is downloaded. The subword model and the prepared data are
 made once (``seq2seq prepare``) and reused by every training run.
 """
@@ -97,7 +97,7 @@ def data_overrides(tmp: Path) -> tuple[list[str], str]:
                 for side, path in zip(("src", "tgt"), pair, strict=True)
             ]
             return items, f"Multi30k ({folder})"
-    from seq2seq.data.demo import generate_demo
+    from seq2seq.demo.corpus import generate_demo
 
     folder = tmp / "demo"
     generate_demo(folder, seed=1)

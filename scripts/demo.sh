@@ -16,7 +16,7 @@ if [ "${SKIP_INSTALL:-0}" != 1 ]; then
 fi
 
 echo "== 1/5 generate the demo corpus (data/demo)"
-python -m seq2seq.data.demo --out data/demo --seed 1
+python -m seq2seq.demo --out data/demo --seed 1
 
 echo "== 2/5 train ($RUN_DIR)"
 python -m seq2seq train configs/demo.yaml --run-dir "$RUN_DIR" --quiet "$@"

@@ -1,5 +1,5 @@
-"""Data: reading corpora, subword tokenization, the prepared (memory-mapped) training data,
-batching, and the generated demo corpus."""
+"""Data: reading corpora, subword tokenization, the prepared (memory-mapped) training data and
+batching. The generated demo corpus is a package of its own, :mod:`seq2seq.demo`."""
 
 from __future__ import annotations
 

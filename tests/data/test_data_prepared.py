@@ -16,8 +16,8 @@ from seq2seq.config import Config, config_from_dict, save_config
 from seq2seq.data import DataError, Tokenizer, collate, read_parallel
 from seq2seq.data import prepared as prepared_module
 from seq2seq.data.batching import greedy_cut
-from seq2seq.data.demo import generate_demo
 from seq2seq.data.prepared import PREPARED_DIR, PreparedData, prepare, stale_reason
+from seq2seq.demo.corpus import generate_demo
 
 
 @pytest.fixture(scope="module")

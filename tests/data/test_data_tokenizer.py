@@ -10,7 +10,6 @@ import pytest
 import torch
 
 from seq2seq.data import DataError, Tokenizer
-from seq2seq.data.demo import generate_examples
 from seq2seq.data.io import TextStream
 from seq2seq.data.tokenizer import (
     JOINT_MODEL,
@@ -18,6 +17,7 @@ from seq2seq.data.tokenizer import (
     TGT_MODEL,
     sample_indices,
 )
+from seq2seq.demo.corpus import generate_examples
 from seq2seq.vocab import BOS, BOS_ID, EOS, EOS_ID, PAD, PAD_ID, UNK
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from seq2seq.config import Config, config_from_dict
-from seq2seq.data.demo import generate_demo
+from seq2seq.demo.corpus import generate_demo
 
 TINY_MODELS: dict[str, dict[str, Any]] = {
     "transformer": {

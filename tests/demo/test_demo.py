@@ -8,14 +8,14 @@ import pytest
 
 from seq2seq.data import read_lines
 from seq2seq.data.align import parse_alignment, read_alignments
-from seq2seq.data.demo import (
+from seq2seq.demo.corpus import (
     NOUNS,
     counted,
     generate_demo,
     generate_examples,
     main,
 )
-from seq2seq.data.demo_lang import (
+from seq2seq.demo.grammar import (
     cardinal_de,
     cardinal_en,
     clock,
@@ -193,7 +193,7 @@ def test_sentence_alignment_hand_checked():
     assert words(ph.de) == ["es", "ist", "halb", "neun"]
     assert links(ph) == ({(0, 0), (1, 1), (2, 2), (4, 3)}, {(3, 2)})
     # a participle moved to the end: bought -> habe ... gekauft
-    from seq2seq.data.demo_lang import phrase
+    from seq2seq.demo.grammar import phrase
 
     slots = {
         "t": phrase("yesterday/t", "gestern/t"),

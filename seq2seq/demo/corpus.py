@@ -1,7 +1,7 @@
 """A generated English -> German corpus with gold word alignments, for a download-free demo.
 
 Short sentences about counted things, prices, arithmetic, dates and times of day, built from the
-grammar in `seq2seq.data.demo_lang`: German compounds numbers with the units first, inflects
+grammar in `seq2seq.demo.grammar`: German compounds numbers with the units first, inflects
 "ein", ordinals and articles, moves participles and verb particles to the end of the clause
 and says "halb neun" for half past eight. Deterministic by seed.
 
@@ -12,7 +12,7 @@ Files written to `out_dir`, for each split in train, valid, test:
                            0-based, words = whitespace-separated tokens.
 The splits are disjoint (no English sentence occurs twice in the corpus).
 
-Usage: python -m seq2seq.data.demo --out data/demo --seed 1
+Usage: python -m seq2seq.demo --out data/demo --seed 1
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from seq2seq.data.align import format_alignment
-from seq2seq.data.demo_lang import (
+from seq2seq.demo.grammar import (
     PERIODS,
     Phrase,
     clock,
@@ -373,7 +373,7 @@ def generate_demo(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m seq2seq.data.demo",
+        prog="python -m seq2seq.demo",
         description="Generate the English -> German demo corpus with gold word alignments.",
     )
     parser.add_argument("--out", default="data/demo", help="output directory (default: data/demo)")
