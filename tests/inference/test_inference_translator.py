@@ -10,6 +10,7 @@ from toy_models import random_table
 
 from seq2seq.data import collate_src
 from seq2seq.inference import beam_search, greedy_search
+from seq2seq.inference.decode import DecodeOptions, decode_ids, score_ids
 from seq2seq.inference.search import max_output_lengths
 from seq2seq.inference.translate import Translator
 from seq2seq.runtime.precision import DECODE_PRECISIONS
@@ -119,3 +120,27 @@ def test_precision_resolution(monkeypatch):
     monkeypatch.setattr(translate, "cpu_has_native_bf16", lambda: False)
     assert resolve_precision("auto", torch.device("cpu")) is None
     assert resolve_precision("bf16", torch.device("cpu")) == torch.bfloat16  # emulated, warned
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.6, 1.0])
+def test_forced_scores_equal_the_scores_beam_search_reported(toy_model, alpha):
+    """Scoring each n-best hypothesis that ended with EOS gives back its log-prob and score."""
+    model = toy_model(random_table(8, 14, seed=5), src_scale=2.0, max_positions=12)
+    src_ids = WordTokenizer(14).encode_src_batch(LINES)
+    options = DecodeOptions(beam=4, n_best=4, length_penalty=alpha, max_len_offset=4)
+    found = decode_ids(model, src_ids, options, batch_size=3)
+    ended = []
+    for src, hyps in zip(src_ids, found, strict=True):
+        limit = max_output_lengths(collate_src([src]), ratio=1.5, offset=4, max_positions=12)
+        ended += [(src, h) for h in hyps if src and len(h.tokens) < int(limit[0])]
+    assert len(ended) >= 10
+    scores = score_ids(
+        model, [s for s, _ in ended], [h.tokens for _, h in ended], alpha=alpha, batch_size=5
+    )
+    for (_, hyp), scored in zip(ended, scores, strict=True):
+        assert scored.tokens == len(hyp.tokens) + 1
+        assert scored.log_prob == pytest.approx(hyp.log_prob, abs=1e-5)
+        assert scored.score == pytest.approx(hyp.score, abs=1e-5)
+        assert scored.score == pytest.approx(
+            scored.log_prob / ((5 + scored.tokens) / 6) ** alpha, rel=1e-12
+        )
