@@ -22,7 +22,7 @@ from collections.abc import Iterator, Sequence
 from types import ModuleType
 
 from seq2seq import __version__
-from seq2seq.commands import average, compare, evaluate, plot, prepare, train, translate
+from seq2seq.commands import average, compare, evaluate, plot, prepare, score, train, translate
 from seq2seq.runtime.allocator import retain_freed_memory
 
 #: Command name -> its module, in the order ``seq2seq --help`` lists them.
@@ -32,6 +32,7 @@ COMMANDS: dict[str, ModuleType] = {
     "translate": translate,
     "evaluate": evaluate,
     "plot": plot,
+    "score": score,
     "compare": compare,
     "average": average,
 }

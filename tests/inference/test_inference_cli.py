@@ -289,3 +289,45 @@ def test_evaluate_mismatched_files(tiny, tmp_path, monkeypatch, capsys):
         capsys,
     )
     assert code == 2 and "align layer: got 5" in err
+
+
+def test_score_writes_the_api_scores(tiny, tmp_path, monkeypatch, capsys):
+    from seq2seq.inference.translate import Translator
+
+    run_dir, data = tiny
+    src = (data / "test.en").read_text(encoding="utf-8").splitlines()[:6]
+    tgt = (data / "test.de").read_text(encoding="utf-8").splitlines()[:6]
+    src[2] = ""  # an empty source scores 0 over 0 tokens
+    (tmp_path / "s.en").write_text("\n".join(src) + "\n", encoding="utf-8")
+    (tmp_path / "t.de").write_text("\n".join(tgt) + "\n", encoding="utf-8")
+    args = ["score", str(run_dir), "--src", str(tmp_path / "s.en"), "--tgt", str(tmp_path / "t.de")]
+    code, out, _ = run_cli([*args, "--length-penalty", "1.0"], monkeypatch, capsys)
+    assert code == 0
+    rows = [line.split("\t") for line in out.splitlines()]
+    expected = Translator.load(run_dir, device="cpu", length_penalty=1.0).score(src, tgt)
+    assert len(rows) == len(src)
+    for row, pair in zip(rows, expected, strict=True):
+        assert float(row[0]) == pytest.approx(pair.log_prob, abs=1e-5)
+        assert int(row[1]) == pair.tokens
+        assert float(row[2]) == pytest.approx(pair.log_prob / ((5 + pair.tokens) / 6), abs=1e-5)
+    assert rows[2] == ["0.000000", "0", "0.000000"]
+    assert all(float(r[0]) < 0 for i, r in enumerate(rows) if i != 2)
+    code, _, _ = run_cli([*args, "--output", str(tmp_path / "scores.tsv")], monkeypatch, capsys)
+    assert code == 0 and len((tmp_path / "scores.tsv").read_text().splitlines()) == len(src)
+
+
+def test_score_bad_input(tiny, tmp_path, monkeypatch, capsys):
+    run_dir, data = tiny
+    (tmp_path / "two.de").write_text("a\nb\n", encoding="utf-8")
+    src = str(data / "test.en")
+    code, _, err = run_cli(
+        ["score", str(run_dir), "--src", src, "--tgt", str(tmp_path / "two.de")],
+        monkeypatch,
+        capsys,
+    )
+    assert code == 2 and "two.de has 2;" in err
+    out = tmp_path / "out.tsv"
+    code, _, err = run_cli(
+        ["score", str(run_dir), "--src", src, "--tgt", src, "--output", src], monkeypatch, capsys
+    )
+    assert code == 2 and "--output" in err and not out.exists()
