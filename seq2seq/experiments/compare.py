@@ -102,7 +102,7 @@ def evaluate_variant(variant: Variant, *, beam: int) -> dict[str, Any]:
     """
     from seq2seq.data import read_parallel
     from seq2seq.evaluation.metrics import corpus_scores
-    from seq2seq.inference.translate import build_translator
+    from seq2seq.inference.translate import Translator
     from seq2seq.runtime.device import resolve_device
 
     run_dir = variant.run_dir
@@ -110,7 +110,7 @@ def evaluate_variant(variant: Variant, *, beam: int) -> dict[str, Any]:
     src, refs = read_parallel(test.src, test.tgt)
     device = resolve_device(variant.config.train.device)
     run = load_run(run_dir, device=device)
-    translator = build_translator(run, beam=beam, n_best=1, precision=PRECISION)
+    translator = Translator.from_run(run, beam=beam, n_best=1, precision=PRECISION)
     hyps = [t.text for t in translator.translate(src)]
     scores = corpus_scores(hyps, refs)
     records = read_metrics(run_dir)

@@ -118,20 +118,13 @@ def _first_test_sentence(comparison: Comparison) -> str:
 def _alignment_figure(comparison: Comparison, sentence: str, path: Path) -> dict[str, str]:
     """alignments.png: cross-attention (last layer, mean of heads) of every variant's greedy
     translation of ``sentence``; returns {variant: that translation}."""
-    from seq2seq.viz import attention_for_pair
+    from seq2seq.inference.translate import Translator
     from seq2seq.viz.compare import AlignmentPanel, plot_alignment_panels
 
     panels, outputs = [], {}
     for variant in comparison.variants:
         run = load_run(variant.run_dir)
-        decode = variant.config.decode
-        example = attention_for_pair(
-            run.model,
-            run.tokenizer,
-            sentence,
-            max_len_ratio=decode.max_len_ratio,
-            max_len_offset=decode.max_len_offset,
-        )
+        example = Translator.from_run(run, beam=1, precision="fp32").attention(sentence)
         rows, cols = example.labels("cross")
         weights = example.matrices("cross")[-1].mean(axis=0)  # [Tt, Ts]
         panels.append(AlignmentPanel(variant.name, weights, src_labels=cols, tgt_labels=rows))
