@@ -22,7 +22,17 @@ from collections.abc import Iterator, Sequence
 from types import ModuleType
 
 from seq2seq import __version__
-from seq2seq.commands import average, compare, evaluate, plot, prepare, score, train, translate
+from seq2seq.commands import (
+    average,
+    compare,
+    evaluate,
+    export,
+    plot,
+    prepare,
+    score,
+    train,
+    translate,
+)
 from seq2seq.runtime.allocator import retain_freed_memory
 
 #: Command name -> its module, in the order ``seq2seq --help`` lists them.
@@ -35,6 +45,7 @@ COMMANDS: dict[str, ModuleType] = {
     "score": score,
     "compare": compare,
     "average": average,
+    "export": export,
 }
 
 #: Errors caused by the user's input (files, paths): reported as one line, not a traceback.
