@@ -150,15 +150,19 @@ def _identity(target: FileArg) -> object:
     return (info.st_dev, info.st_ino) if stat.S_ISREG(info.st_mode) else None
 
 
-def model_inputs(run: str | os.PathLike[str]) -> list[tuple[str, Path]]:
-    """The files loading ``RUN_DIR|CHECKPOINT`` reads, labelled for :func:`check_outputs`: the
-    checkpoint and the subword model(s) beside it, and the other files of its run directory
-    (config.yaml, curves.png, metrics.jsonl, train.log, the other checkpoints), which an output
-    must not replace either."""
+def model_inputs(
+    run: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+) -> list[tuple[str, Path]]:
+    """The files loading ``RUN_DIR|CHECKPOINT`` (or several) reads, labelled for
+    :func:`check_outputs`: the checkpoint and the subword model(s) beside it, and the other
+    files of its run directory (config.yaml, curves.png, metrics.jsonl, train.log, the other
+    checkpoints), which an output must not replace either."""
     from seq2seq.checkpoint import find_checkpoint
     from seq2seq.data.tokenizer import JOINT_MODEL, SRC_MODEL, TGT_MODEL
     from seq2seq.training.rundir import run_entries
 
+    if not isinstance(run, str | os.PathLike):
+        return [entry for one in run for entry in model_inputs(one)]
     checkpoint = find_checkpoint(run)
     files = [("the checkpoint", checkpoint)]
     for name in (JOINT_MODEL, SRC_MODEL, TGT_MODEL):

@@ -107,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
         result.update(
             sentences=len(src),
             beam=translator.beam,
-            checkpoint=str(translator.checkpoint_path),
+            checkpoint=_names(translator.checkpoint_path),
             precision=translator.precision,
         )
         if aer is not None:
@@ -124,3 +124,8 @@ def run(args: argparse.Namespace) -> int:
             f"{args.align_layer}, head {head})"
         )
     return 0
+
+
+def _names(paths) -> str | list[str]:
+    """The checkpoint's path, or the list of an ensemble's."""
+    return [str(p) for p in paths] if isinstance(paths, list) else str(paths)

@@ -49,7 +49,13 @@ def add_parser(subparsers) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("run", metavar="RUN_DIR|CHECKPOINT", help="run directory or .pt checkpoint")
+    p.add_argument(
+        "run",
+        nargs="+",
+        metavar="RUN_DIR|CHECKPOINT",
+        help="run directory or .pt checkpoint; with several, the ensemble translates and the "
+        "plot shows the first model's attention",
+    )
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--src", metavar="TEXT", help="source sentence")
     source.add_argument(
@@ -100,11 +106,12 @@ def run(args: argparse.Namespace) -> int:
     pairs = _read_pairs(args.input) if args.input is not None else [(1, args.src, args.tgt)]
     targets = _targets(args, suffix, [line for line, _, _ in pairs])
     check_outputs([(f"the plot of --input line {n}", path) for n, path in targets], inputs)
-    translator = Translator.load(args.run, device="cpu", precision="fp32", beam=args.beam)
+    runs = args.run[0] if len(args.run) == 1 else args.run
+    translator = Translator.load(runs, device="cpu", precision="fp32", beam=args.beam)
     slots = tuple(translator.model.slots)
     if args.slot not in slots:
         raise PlotError(
-            f"--slot {args.slot}: this {translator.config.model.arch} model has no such "
+            f"--slot {args.slot}: this {translator.describe()['arch']} model has no such "
             f"attention; available: {', '.join(slots)}"
         )
     examples = []
@@ -136,7 +143,7 @@ def _write(examples: list[AttentionExample], targets: list[Path], args, suffix: 
     if suffix == ".html":
         layer = "mean" if args.layer == "all" else args.layer
         head = "mean" if args.head == "all" else args.head
-        title = f"Attention of {Path(args.run).name}"
+        title = f"Attention of {' + '.join(Path(run).name for run in args.run)}"
         return [
             write_attention_html(
                 examples, targets[0], title, slot=args.slot, layer=layer, head=head

@@ -39,8 +39,10 @@ from typing import IO, Any
 
 from seq2seq.commands import check_outputs, model_inputs, number_in, positive_int
 from seq2seq.fileio import atomic_open
+from seq2seq.inference.decode import DecodeError as TranslateError
+from seq2seq.inference.sampling import SamplingError
 from seq2seq.runtime.device import DEVICES
-from seq2seq.runtime.precision import DECODE_PRECISIONS
+from seq2seq.runtime.precision import INFERENCE_PRECISIONS
 
 #: Ranges of the decoding options. Beyond them the output is meaningless: a length penalty
 #: exponent of 100 already sends the penalty of a long output past the float range, a
@@ -48,14 +50,17 @@ from seq2seq.runtime.precision import DECODE_PRECISIONS
 LENGTH_PENALTY_MAX = 10.0
 MAX_LEN_RATIO_MAX = 100.0
 MAX_LEN_OFFSET_MAX = 100_000
+TEMPERATURE_MAX = 100.0
 
 
 def add_decode_options(p: argparse.ArgumentParser) -> None:
     """Options shared by `translate` and `evaluate` (defaults: the run's `decode` section)."""
     p.add_argument(
         "run",
+        nargs="+",
         metavar="RUN_DIR|CHECKPOINT",
-        help="run directory (uses best.pt, else last.pt) or a .pt checkpoint",
+        help="run directory (uses best.pt, else last.pt) or a .pt checkpoint; several decode "
+        "as an ensemble (their log-probabilities averaged at each step; one subword model)",
     )
     p.add_argument("--beam", type=positive_int, help="beam size; 1 = greedy decoding")
     p.add_argument("--batch-size", type=positive_int, help="sentences per batch")
@@ -80,9 +85,10 @@ def add_decode_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--precision",
-        choices=DECODE_PRECISIONS,
+        choices=INFERENCE_PRECISIONS,
         default="auto",
-        help="auto: bf16 where the hardware computes it natively, else fp32",
+        help="auto: bf16 where the hardware computes it natively, else fp32; int8: linear "
+        "layers quantized to int8 (CPU)",
     )
     p.add_argument(
         "--device", choices=DEVICES, default="auto", help="auto: CUDA when present, else the CPU"
@@ -122,6 +128,25 @@ def add_parser(subparsers) -> None:
     )
     p.add_argument("--alignments", metavar="FILE", help="write Pharaoh word alignments here")
     p.add_argument(
+        "--prefix",
+        metavar="FILE",
+        help="target prefixes, one line per input line (empty line: none): each translation "
+        "starts with its prefix and the search continues from it",
+    )
+    p.add_argument(
+        "--sampling",
+        metavar="full|topk:K|topp:P",
+        help="draw random translations instead of searching (back-translation); "
+        "--n-best N draws N per sentence",
+    )
+    p.add_argument(
+        "--temperature",
+        type=number_in(float, ge=0, le=TEMPERATURE_MAX),
+        metavar="T",
+        help="sampling temperature, 0 (greedy) to 100 (default 1)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="random seed of --sampling (default 0)")
+    p.add_argument(
         "--errors",
         choices=("strict", "replace"),
         default="strict",
@@ -138,24 +163,39 @@ def load_translator(
     n_best: int | None = None,
     chunk_size: int | None = None,
 ):
-    """The Translator of the run named by args.run, with the decoding options of `args`."""
+    """The Translator of the run(s) named by args.run, with the decoding options of `args`."""
     from seq2seq.inference.translate import Translator
 
-    return Translator.load(
-        args.run,
-        device=args.device,
-        precision=args.precision,
-        beam=args.beam,
-        n_best=n_best,
-        length_penalty=args.length_penalty,
-        max_len_ratio=args.max_len_ratio,
-        max_len_offset=args.max_len_offset,
-        batch_size=args.batch_size,
-        alignments=alignments,
-        align_layer=args.align_layer,
-        align_head=args.align_head,
-        chunk_size=chunk_size,
-    )
+    runs = args.run if isinstance(args.run, list) else [args.run]
+    sampling = getattr(args, "sampling", None)
+    if getattr(args, "temperature", None) is not None and sampling is None:
+        raise TranslateError("--temperature: applies to --sampling only; give --sampling too")
+    if sampling is not None and args.beam not in (None, 1):
+        raise TranslateError(
+            f"--beam {args.beam}: --sampling draws --n-best samples and does not combine "
+            "with beam search; leave out --beam"
+        )
+    try:
+        return Translator.load(
+            runs[0] if len(runs) == 1 else runs,
+            device=args.device,
+            precision=args.precision,
+            beam=args.beam,
+            n_best=n_best,
+            length_penalty=args.length_penalty,
+            max_len_ratio=args.max_len_ratio,
+            max_len_offset=args.max_len_offset,
+            batch_size=args.batch_size,
+            alignments=alignments,
+            align_layer=args.align_layer,
+            align_head=args.align_head,
+            chunk_size=chunk_size,
+            sampling=sampling,
+            temperature=getattr(args, "temperature", None),
+            seed=getattr(args, "seed", 0),
+        )
+    except SamplingError as e:
+        raise TranslateError(f"--{e}") from None
 
 
 @contextlib.contextmanager
@@ -197,8 +237,9 @@ def run(args: argparse.Namespace) -> int:
 
     output = ("--output", args.output) if args.output else ("the standard output", sys.stdout)
     given = ("--input", args.input) if args.input else ("the standard input", sys.stdin)
-    check_outputs([output, ("--alignments", args.alignments)], [given, *model_inputs(args.run)])
-    interactive = args.input is None and sys.stdin.isatty()
+    inputs = [given, ("--prefix", args.prefix), *model_inputs(args.run)]
+    check_outputs([output, ("--alignments", args.alignments)], inputs)
+    interactive = args.input is None and sys.stdin.isatty() and args.prefix is None
     translator = load_translator(
         args,
         alignments=args.alignments is not None,
@@ -216,6 +257,9 @@ def run(args: argparse.Namespace) -> int:
             else None
         )
         lines = iter_lines(source, errors=args.errors, name=args.input or "<stdin>")
+        prefixes = None
+        if args.prefix is not None:  # checked against the whole input before any output
+            lines, prefixes = _with_prefixes(list(lines), args.prefix, args.input or "<stdin>")
         progress = stack.enter_context(
             tqdm(
                 total=total,
@@ -225,7 +269,7 @@ def run(args: argparse.Namespace) -> int:
                 dynamic_ncols=True,
             )
         )
-        for index, translation in enumerate(translator.stream(lines)):
+        for index, translation in enumerate(translator.stream(lines, prefixes)):
             out.write(format_nbest(index, translation.nbest) if n_best else translation.text + "\n")
             if align_out is not None:
                 align_out.write(format_pharaoh(translation.alignment or []) + "\n")
@@ -234,3 +278,16 @@ def run(args: argparse.Namespace) -> int:
                 out.flush()
         out.flush()
     return 0
+
+
+def _with_prefixes(lines: list[str], path: str, name: str) -> tuple[list[str], list[str]]:
+    """The input lines and the --prefix file's lines, which must be as many."""
+    from seq2seq.data import DataError, read_lines
+
+    prefixes = read_lines(path)
+    if len(prefixes) != len(lines):
+        raise DataError(
+            f"--prefix {path} has {len(prefixes)} lines but the input {name} has "
+            f"{len(lines)}; expected one prefix line per input line (an empty line for none)"
+        )
+    return lines, prefixes

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 import torch
 
-from seq2seq.data import collate, collate_src
+from seq2seq.data import collate, collate_src, pad_ids
+from seq2seq.inference.sampling import Sampler
 from seq2seq.inference.search import (
     Hypothesis,
     beam_search,
@@ -49,19 +50,30 @@ class DecodeError(ValueError):
 
 @dataclass(frozen=True)
 class DecodeOptions:
-    """How to search: beam 1 is greedy search; the output limit of a sentence of S source
-    tokens (its EOS included) is ``floor(S * max_len_ratio + max_len_offset)``."""
+    """How to search: beam 1 is greedy search, `sampling` draws `n_best` random outputs
+    per sentence; the output limit of a sentence of S source tokens (its EOS included) is
+    ``floor(S * max_len_ratio + max_len_offset)``."""
 
     beam: int = 5
     n_best: int = 1
     length_penalty: float = 0.6
     max_len_ratio: float = 1.5
     max_len_offset: int = 10
+    sampling: Sampler | None = None  # draw n_best samples per sentence instead of searching
+    seed: int = 0  # of the samples' random generator
 
     def __post_init__(self) -> None:
         if self.beam < 1:
             raise DecodeError(f"beam: got {self.beam}, expected an integer >= 1")
-        if not 1 <= self.n_best <= self.beam:
+        if self.sampling is not None:
+            if self.beam != 1:
+                raise DecodeError(
+                    f"beam: got {self.beam} with sampling; sampling draws n-best samples "
+                    "per sentence and does not combine with beam search (use beam 1)"
+                )
+            if self.n_best < 1:
+                raise DecodeError(f"n-best: got {self.n_best}, expected samples >= 1")
+        elif not 1 <= self.n_best <= self.beam:
             raise DecodeError(
                 f"n-best: got {self.n_best}, expected 1 <= n-best <= beam ({self.beam})"
             )
@@ -135,43 +147,79 @@ def decode_ids(
     batch_size: int,
     autocast: Autocast = contextlib.nullcontext,
     need_weights: bool = False,
+    prefix_ids: Sequence[Sequence[int]] | None = None,
 ) -> list[list[Hypothesis]]:
     """Hypotheses for each source (ids without EOS, at most ``model.max_positions - 1``).
 
-    Returns, in input order, up to ``options.n_best`` hypotheses per sentence, best first; an
-    empty source gives one empty hypothesis of score 0 without touching the model.
+    prefix_ids: per source, target ids (no BOS/EOS) its outputs must start with ([] for
+    none); the output limit grows to fit them. Returns, in input order, up to
+    ``options.n_best`` hypotheses per sentence, best first; an empty source gives one empty
+    hypothesis of score 0 without touching the model.
     """
     if batch_size < 1:
         raise DecodeError(f"batch size: got {batch_size}, expected an integer >= 1")
-    device = model_device(model)
+    if prefix_ids is not None and len(prefix_ids) != len(src_ids):
+        raise DecodeError(f"prefix: got {len(prefix_ids)} prefixes for {len(src_ids)} sources")
+    samples = options.n_best if options.sampling is not None else 1
+    if samples > 1:  # each sentence is decoded `samples` times, side by side
+        src_ids = [ids for ids in src_ids for _ in range(samples)]
+        prefix_ids = None if prefix_ids is None else [p for p in prefix_ids for _ in range(samples)]
+    generator = None
+    if options.sampling is not None:
+        generator = torch.Generator(model_device(model)).manual_seed(options.seed)
     out: list[list[Hypothesis]] = [
         [Hypothesis(tokens=[], score=0.0, log_prob=0.0)] for _ in src_ids
     ]
     for batch in length_batches([len(s) for s in src_ids], batch_size):
-        src = collate_src([src_ids[i] for i in batch]).to(device)
-        limit = max_output_lengths(
-            src,
-            ratio=options.max_len_ratio,
-            offset=options.max_len_offset,
-            max_positions=model.max_positions,
+        prefix = None if prefix_ids is None else [prefix_ids[i] for i in batch]
+        found = _decode_batch(
+            model, [src_ids[i] for i in batch], prefix, options, generator, need_weights, autocast
         )
-        with autocast():
-            if options.beam == 1:
-                hyps = greedy_search(model, src, max_len=limit, need_weights=need_weights)
-                found = [[h] for h in hyps]
-            else:
-                found = beam_search(
-                    model,
-                    src,
-                    beam=options.beam,
-                    n_best=options.n_best,
-                    length_penalty=options.length_penalty,
-                    max_len=limit,
-                    need_weights=need_weights,
-                )
         for i, hyps in zip(batch, found, strict=True):
             out[i] = hyps
+    if samples > 1:
+        groups = [out[i : i + samples] for i in range(0, len(out), samples)]
+        out = [sorted((h for hyps in g for h in hyps), key=lambda h: -h.score) for g in groups]
     return out
+
+
+def _decode_batch(model, src_ids, prefix_ids, options, generator, need_weights, autocast):
+    """The hypotheses of one batch of non-empty sources (see `decode_ids`)."""
+    device = model_device(model)
+    src = collate_src(src_ids).to(device)
+    limit = max_output_lengths(
+        src,
+        ratio=options.max_len_ratio,
+        offset=options.max_len_offset,
+        max_positions=model.max_positions,
+    )
+    prefix = None
+    if prefix_ids is not None and any(prefix_ids):
+        prefix = pad_ids(prefix_ids).to(device)
+        lengths = torch.tensor([len(p) for p in prefix_ids], device=device)
+        limit = torch.maximum(limit, lengths + 1).clamp(max=model.max_positions)
+    with autocast():
+        if options.beam == 1:
+            hyps = greedy_search(
+                model,
+                src,
+                max_len=limit,
+                need_weights=need_weights,
+                prefix=prefix,
+                sampler=options.sampling,
+                generator=generator,
+            )
+            return [[h] for h in hyps]
+        return beam_search(
+            model,
+            src,
+            beam=options.beam,
+            n_best=options.n_best,
+            length_penalty=options.length_penalty,
+            max_len=limit,
+            need_weights=need_weights,
+            prefix=prefix,
+        )
 
 
 @torch.inference_mode()

@@ -35,6 +35,7 @@ import torch
 from torch import Tensor
 from torch.profiler import record_function
 
+from seq2seq.inference.sampling import Sampler
 from seq2seq.models.base import Seq2Seq
 from seq2seq.vocab import BOS_ID, EOS_ID, PAD_ID
 
@@ -88,12 +89,22 @@ def max_output_lengths(
 
 
 def greedy_search(
-    model: Seq2Seq, src: Tensor, *, max_len: int | Tensor, need_weights: bool = False
+    model: Seq2Seq,
+    src: Tensor,
+    *,
+    max_len: int | Tensor,
+    need_weights: bool = False,
+    prefix: Tensor | None = None,
+    sampler: Sampler | None = None,
+    generator: torch.Generator | None = None,
 ) -> list[Hypothesis]:
-    """Greedy decoding of a batch: at each step the most probable token.
+    """Greedy decoding of a batch: at each step the most probable token (or, with `sampler`,
+    a token drawn by it from the model's distribution, using `generator`).
 
     src: [N, S] source ids padded with PAD_ID. max_len: output limit in tokens (int or [N]),
-    capped by `model.max_positions`. Returns one Hypothesis per sentence, in input order.
+    capped by `model.max_positions`. prefix: [N, P] target tokens each output must start with,
+    right-padded with PAD_ID (see `beam_search`). Returns one Hypothesis per sentence, in
+    input order.
     """
     if src.size(0) == 0:
         return []
@@ -109,7 +120,12 @@ def greedy_search(
         history = _History(n, dev)
         for t in range(int(limit.max())):
             logits, state, weights = model.step(prev, state, need_weights=need_weights)
-            scores, _, tokens = _expand(log_prob, _log_probs(logits), 1)
+            log_probs = _force_prefix(_log_probs(logits), prefix, t)
+            if sampler is None:
+                scores, _, tokens = _expand(log_prob, log_probs, 1)
+            else:
+                tokens = sampler.draw(log_probs, generator)[:, None]
+                scores = log_prob + log_probs.gather(1, tokens)
             history.extend(torch.arange(len(sent), device=dev), tokens[:, 0], weights)
             ended = (tokens[:, 0] == EOS_ID) | (t + 1 >= limit)
             flags, values = _fetch(ended, scores[:, 0])
@@ -123,6 +139,7 @@ def greedy_search(
             if len(live) < len(sent):
                 state, history = state.select(keep), history.select(keep)
                 sent, limit = [sent[row] for row in live], limit[keep]
+                prefix = None if prefix is None else prefix[keep]
             log_prob, prev = scores[keep], tokens[keep, 0]
         return [hyps[0] for hyps in search.results()]
 
@@ -136,12 +153,16 @@ def beam_search(
     length_penalty: float = 0.6,
     max_len: int | Tensor,
     need_weights: bool = False,
+    prefix: Tensor | None = None,
 ) -> list[list[Hypothesis]]:
     """Batched beam search with the GNMT length penalty; see the module docstring.
 
     src: [N, S] source ids padded with PAD_ID. max_len: output limit in tokens (int or [N]),
-    capped by `model.max_positions`. Returns, per sentence in input order, up to `n_best`
-    distinct hypotheses sorted by score (best first). `beam=1` gives greedy search's output.
+    capped by `model.max_positions`. prefix: [N, P] target tokens (no BOS/EOS) that each
+    output must start with, right-padded with PAD_ID (a row of PAD: no prefix); the search
+    continues from them, and their log-probabilities count in the scores. Returns, per
+    sentence in input order, up to `n_best` distinct hypotheses sorted by score (best first).
+    `beam=1` gives greedy search's output.
     """
     if beam < 1:
         raise ValueError(f"beam: got {beam}, expected an integer >= 1")
@@ -170,7 +191,9 @@ def beam_search(
         for t in range(int(limit.max())):
             with record_function("decoder step"):
                 logits, state, weights = model.step(prev, state, need_weights=need_weights)
-            scores, origin, tokens = _expand(cum, _log_probs(logits), beam)  # [n, beam] each
+            rows_prefix = None if prefix is None else prefix.repeat_interleave(beam, dim=0)
+            log_probs = _force_prefix(_log_probs(logits), rows_prefix, t)
+            scores, origin, tokens = _expand(cum, log_probs, beam)  # [n, beam] each
             origin = (origin + torch.arange(len(sent), device=dev)[:, None] * beam).view(-1)
             history.extend(origin, tokens.view(-1), weights)
             valid = (rank < open_slots[:, None]) & torch.isfinite(scores)
@@ -197,6 +220,7 @@ def beam_search(
             history = history.select(rows)
             sent = [sent[i] for i in going]
             limit, cum, best, open_slots = limit[keep], cum[keep], best[keep], open_slots[keep]
+            prefix = None if prefix is None else prefix[keep]
             prev = tokens.view(-1)[rows]
         return finished.results()
 
@@ -286,6 +310,19 @@ def _log_probs(logits: Tensor) -> Tensor:
     log_probs[:, PAD_ID] = float("-inf")
     log_probs[:, BOS_ID] = float("-inf")
     return log_probs
+
+
+def _force_prefix(log_probs: Tensor, prefix: Tensor | None, t: int) -> Tensor:
+    """Rows whose prefix has a token at step t may produce only that token (at its own
+    log-probability); other rows, and every row after its prefix, are left as they are.
+
+    log_probs: [R, V]; prefix: [R, P] padded with PAD_ID, or None.
+    """
+    if prefix is None or t >= prefix.size(1):
+        return log_probs
+    token = prefix[:, t : t + 1]  # [R, 1]
+    only = torch.full_like(log_probs, float("-inf")).scatter(1, token, log_probs.gather(1, token))
+    return torch.where(token != PAD_ID, only, log_probs)
 
 
 def _expand(cum: Tensor, log_probs: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor]:

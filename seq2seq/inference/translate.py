@@ -16,6 +16,8 @@ HTTP server are built on this class.
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import logging
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -41,9 +43,17 @@ from seq2seq.inference.decode import (
     score_ids,
     truncate,
 )
+from seq2seq.inference.ensemble import Ensemble, check_same_vocabulary
+from seq2seq.inference.sampling import Sampler, parse_sampling
 from seq2seq.inference.search import Hypothesis
 from seq2seq.runtime.device import resolve_device
-from seq2seq.runtime.precision import DECODE_PRECISIONS, resolve_precision
+from seq2seq.runtime.precision import (
+    DECODE_PRECISIONS,
+    INFERENCE_PRECISIONS,
+    INT8,
+    quantize_int8,
+    resolve_precision,
+)
 from seq2seq.viz.example import AttentionExample
 from seq2seq.vocab import UNK_ID
 
@@ -98,15 +108,26 @@ class Translator:
         align_layer: int = -1,
         align_head: int | None = None,
         chunk_size: int | None = None,
+        sampling: str | Sampler | None = None,
+        temperature: float | None = None,
+        seed: int = 0,
         config: Any = None,
-        checkpoint_path: Path | None = None,
+        checkpoint_path: Path | list[Path] | None = None,
     ) -> None:
+        if isinstance(sampling, str):
+            sampling = parse_sampling(sampling, 1.0 if temperature is None else temperature)
+        elif temperature is not None:
+            if sampling is None:
+                raise TranslateError("temperature: applies to sampling only; give a sampling too")
+            sampling = dataclasses.replace(sampling, temperature=temperature)
         self.options = DecodeOptions(
             beam=beam,
             n_best=n_best,
             length_penalty=length_penalty,
             max_len_ratio=max_len_ratio,
             max_len_offset=max_len_offset,
+            sampling=sampling,
+            seed=seed,
         )
         if batch_size < 1:
             raise TranslateError(f"batch size: got {batch_size}, expected an integer >= 1")
@@ -115,9 +136,22 @@ class Translator:
         self.batch_size = batch_size
         self.chunk_size = chunk_size or 16 * batch_size
         self.device = model_device(model)
-        self._precision = resolve_precision(
-            precision, self.device, allowed=DECODE_PRECISIONS, option="precision"
-        )
+        if precision not in INFERENCE_PRECISIONS:
+            raise TranslateError(
+                f"precision: got {precision!r}, expected one of {', '.join(INFERENCE_PRECISIONS)}"
+            )
+        self.int8 = precision == INT8
+        try:
+            if self.int8:
+                quantize_int8(model)
+            self._precision = resolve_precision(
+                "fp32" if self.int8 else precision,
+                self.device,
+                allowed=DECODE_PRECISIONS,
+                option="precision",
+            )
+        except ValueError as e:
+            raise TranslateError(str(e)) from None
         self.alignments, self.align_layer, self.align_head = alignments, align_layer, align_head
         self.max_src_len = int(model.max_positions) - 1  # the source + EOS must fit
         if alignments:
@@ -128,18 +162,20 @@ class Translator:
     @classmethod
     def load(
         cls,
-        path: str | os.PathLike[str],
+        path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
         *,
         device: str | torch.device = "auto",
         precision: str = "auto",
         **options: Any,
     ) -> Translator:
-        """The translator of a run directory (its best.pt, else last.pt) or a .pt checkpoint.
+        """The translator of a run directory (its best.pt, else last.pt) or a .pt checkpoint;
+        a list of them decodes as an ensemble (they must share the subword model).
 
-        device: auto (CUDA when present), cpu, cuda or a torch.device. options: any keyword
-        of the constructor (beam, n_best, length_penalty, max_len_ratio, max_len_offset,
-        batch_size, align_layer, align_head); those not given, or None, come from the run's
-        ``decode`` config section.
+        device: auto (CUDA when present), cpu, cuda or a torch.device. precision: auto, fp32,
+        bf16 or int8 (CPU). options: any keyword of the constructor (beam, n_best,
+        length_penalty, max_len_ratio, max_len_offset, batch_size, sampling, temperature,
+        seed, align_layer, align_head); those not given, or None, come from the (first)
+        run's ``decode`` config section.
         """
         from seq2seq.checkpoint import load_run
 
@@ -148,13 +184,19 @@ class Translator:
                 device = resolve_device(str(device))
             except ValueError as e:
                 raise TranslateError(str(e).replace("train.device", "device")) from None
-        return cls.from_run(load_run(path, device=device), precision=precision, **options)
+        if isinstance(path, str | os.PathLike):
+            return cls.from_run(load_run(path, device=device), precision=precision, **options)
+        runs = [load_run(p, device=device) for p in path]
+        return cls.from_run(runs, precision=precision, **options)
 
     @classmethod
     def from_run(cls, run: Any, **options: Any) -> Translator:
-        """The translator of a loaded run (`seq2seq.checkpoint.load_run`), with the decoding
-        defaults of its config's ``decode`` section; options given and not None win."""
-        decode = run.config.decode
+        """The translator of a loaded run (`seq2seq.checkpoint.load_run`), or of a list of
+        runs (an ensemble), with the decoding defaults of the (first) run's ``decode``
+        section; options given and not None win."""
+        runs = run if isinstance(run, list) else [run]  # a Run is itself a tuple
+        model = runs[0].model if len(runs) == 1 else _ensemble(runs)
+        decode = runs[0].config.decode
         merged: dict[str, Any] = {
             "beam": decode.beam,
             "n_best": decode.n_best,
@@ -165,13 +207,16 @@ class Translator:
         }
         given = {key: value for key, value in options.items() if value is not None}
         merged.update(given)
+        if given.get("sampling") is not None and "beam" not in given:
+            merged["beam"] = 1  # sampling replaces the config's beam search
         if "n_best" not in given:  # the config's n_best may exceed a beam given here
             merged["n_best"] = min(merged["n_best"], merged["beam"])
+        paths = [r.checkpoint_path for r in runs]
         return cls(
-            model=run.model,
-            tokenizer=run.tokenizer,
-            config=run.config,
-            checkpoint_path=run.checkpoint_path,
+            model=model,
+            tokenizer=runs[0].tokenizer,
+            config=runs[0].config,
+            checkpoint_path=paths[0] if len(paths) == 1 else paths,
             **merged,
         )
 
@@ -187,8 +232,8 @@ class Translator:
 
     @property
     def precision(self) -> str:
-        """The precision decoding runs in: fp32 or bf16."""
-        return self._precision.name
+        """The precision decoding runs in: fp32, bf16 or int8."""
+        return INT8 if self.int8 else self._precision.name
 
     def translate(
         self,
@@ -198,34 +243,51 @@ class Translator:
         n_best: int | None = None,
         alignments: bool | None = None,
         attention: bool = False,
+        prefix: str | Iterable[str] | None = None,
     ) -> list[Translation]:
         """Translations of `texts` (a list of strings, or one string), in order.
 
-        beam, n_best: this call's search (default: the translator's); alignments: add word
-        alignments (default: the translator's setting); attention: add each translation's
-        attention as an AttentionExample. An empty list gives an empty list.
+        beam, n_best: this call's search (default: the translator's; with sampling, n_best
+        samples); alignments: add word alignments (default: the translator's setting);
+        attention: add each translation's attention as an AttentionExample; prefix: per text,
+        the words its translation must start with ("" for none; the search continues from
+        them). An empty list gives an empty list.
         """
         texts = _check_texts(texts, "texts")
+        prefixes = None if prefix is None else _check_texts(prefix, "prefix")
+        if prefixes is not None and len(prefixes) != len(texts):
+            raise TranslateError(f"prefix: got {len(prefixes)} prefixes for {len(texts)} texts")
         options = self.options
-        if beam is not None or n_best is not None:
+        if options.sampling is not None:
+            options = options.replace(n_best=n_best)
+        elif beam is not None or n_best is not None:
             beam = options.beam if beam is None else beam
             options = options.replace(beam=beam, n_best=n_best or min(options.n_best, beam))
         want_links = self.alignments if alignments is None else alignments
         if want_links and not self.alignments:
             self.check_align_options()
-        return self._translate(texts, 1, options, want_links, attention)
+        return self._translate(texts, 1, options, want_links, attention, prefixes)
 
-    def stream(self, lines: Iterable[str]) -> Iterator[Translation]:
-        """Translations of `lines`, in order, computed `chunk_size` lines at a time (files)."""
-        chunk: list[str] = []
+    def stream(
+        self, lines: Iterable[str], prefixes: Iterable[str] | None = None
+    ) -> Iterator[Translation]:
+        """Translations of `lines`, in order, computed `chunk_size` lines at a time (files);
+        `prefixes`, when given, has one prefix per line ("" for none)."""
+        pairs = ((line, None) for line in lines) if prefixes is None else zip_equal(lines, prefixes)
+        chunk: list[tuple[str, str | None]] = []
         first = 1  # number of the chunk's first line, for warnings
-        for line in lines:
-            chunk.append(line)
+        for pair in pairs:
+            chunk.append(pair)
             if len(chunk) >= self.chunk_size:
-                yield from self._translate(chunk, first, self.options, self.alignments, False)
+                yield from self._chunk(chunk, first, prefixes is not None)
                 first, chunk = first + len(chunk), []
         if chunk:
-            yield from self._translate(chunk, first, self.options, self.alignments, False)
+            yield from self._chunk(chunk, first, prefixes is not None)
+
+    def _chunk(self, chunk, first: int, with_prefix: bool) -> list[Translation]:
+        texts = [text for text, _ in chunk]
+        prefixes = [p for _, p in chunk] if with_prefix else None
+        return self._translate(texts, first, self.options, self.alignments, False, prefixes)
 
     def score(self, sources: Sequence[str], targets: Sequence[str]) -> list[PairScore]:
         """Forced-decoding scores of (source, target) pairs: each target's log-probability
@@ -282,7 +344,7 @@ class Translator:
         return {
             "src_lang": cfg.data.src_lang if cfg is not None else None,
             "tgt_lang": cfg.data.tgt_lang if cfg is not None else None,
-            "arch": cfg.model.arch if cfg is not None else type(self.model).__name__,
+            "arch": self._arch(),
             "attention": slots,
             "parameters": sum(p.numel() for p in self.model.parameters()),
             "max_positions": int(self.model.max_positions),
@@ -293,6 +355,11 @@ class Translator:
             "precision": self.precision,
             "device": str(self.device),
         }
+
+    def _arch(self) -> str:
+        if isinstance(self.model, Ensemble):
+            return f"ensemble of {len(self.model.members)}"
+        return self.config.model.arch if self.config is not None else type(self.model).__name__
 
     def check_align_options(self) -> None:
         """Raise for an align layer or head the model lacks, or a model without cross."""
@@ -343,8 +410,13 @@ class Translator:
         options: DecodeOptions,
         alignments: bool,
         attention: bool,
+        prefixes: list[str] | None = None,
     ) -> list[Translation]:
         src_ids = self._encode(texts, first, "input line")
+        prefix_ids = None
+        if prefixes is not None:  # room for the prefix and at least one more token
+            prefix_ids = self.tokenizer.encode_tgt_batch(prefixes)
+            prefix_ids = truncate(prefix_ids, self.max_src_len - 1, "prefix of line", first)
         found = decode_ids(
             self.model,
             src_ids,
@@ -352,6 +424,7 @@ class Translator:
             batch_size=self.batch_size,
             autocast=self._precision.autocast,
             need_weights=attention,
+            prefix_ids=prefix_ids,
         )
         out = [self._translation(hyps) for hyps in found]
         if attention:
@@ -397,3 +470,24 @@ def _check_texts(texts: str | Iterable[str], name: str) -> list[str]:
         if not isinstance(text, str):
             raise TypeError(f"{name}[{i}]: expected a string, got {type(text).__name__}")
     return texts
+
+
+def _ensemble(runs: Sequence[Any]) -> Ensemble:
+    """The models of `runs` as one Ensemble, refusing runs with different subword models."""
+    from seq2seq.checkpoint import subword_files
+
+    names = [str(r.checkpoint_path) for r in runs]
+    check_same_vocabulary([subword_files(r.checkpoint_path.parent) for r in runs], names)
+    return Ensemble([r.model for r in runs])
+
+
+def zip_equal(lines: Iterable[str], prefixes: Iterable[str]) -> Iterator[tuple[str, str]]:
+    """(line, prefix) pairs; a TranslateError when one side runs out before the other."""
+    for count, (line, prefix) in enumerate(itertools.zip_longest(lines, prefixes)):
+        if line is None or prefix is None:
+            more = "prefixes" if line is None else "input lines"
+            raise TranslateError(
+                f"prefix: the input and the prefixes differ in length: after {count} "
+                f"pairs there are more {more}"
+            )
+        yield line, prefix

@@ -101,3 +101,26 @@ def _auto_precision(device: torch.device, allowed: Sequence[str]) -> str:
             return "bf16"
         return "fp16" if "fp16" in allowed else "fp32"
     return "bf16" if cpu_has_native_bf16() else "fp32"
+
+
+#: What inference accepts: the autocast precisions and int8 (dynamically quantized linear
+#: layers on the CPU: int8 weights, activations quantized per batch).
+INT8 = "int8"
+INFERENCE_PRECISIONS = (*DECODE_PRECISIONS, INT8)
+
+
+def quantize_int8(model: torch.nn.Module, *, option: str = "precision") -> torch.nn.Module:
+    """``model`` with every ``nn.Linear`` replaced, in place, by a dynamically quantized int8
+    one (``torch.ao.quantization.quantize_dynamic``). CPU only; embeddings, layer norms, LSTMs
+    and the tied output projection keep float32. Raises ValueError naming ``option``."""
+    import warnings
+
+    device = next(iter(model.parameters()), torch.empty(0)).device
+    if device.type != "cpu":
+        raise ValueError(f"{option}: int8 runs on the CPU only (the model is on {device})")
+    with warnings.catch_warnings():  # torch announces a successor API; this one still works
+        warnings.simplefilter("ignore", UserWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return torch.ao.quantization.quantize_dynamic(
+            model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True
+        )

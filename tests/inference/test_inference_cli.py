@@ -331,3 +331,46 @@ def test_score_bad_input(tiny, tmp_path, monkeypatch, capsys):
         ["score", str(run_dir), "--src", src, "--tgt", src, "--output", src], monkeypatch, capsys
     )
     assert code == 2 and "--output" in err and not out.exists()
+
+
+def test_translate_sampling_and_prefix(tiny, tmp_path, monkeypatch, capsys):
+    run_dir, data = tiny
+    lines = (data / "test.en").read_text(encoding="utf-8").splitlines()[:4]
+    src = tmp_path / "in.en"
+    src.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    base = ["translate", str(run_dir), "--input", str(src)]
+    sample = [*base, "--sampling", "topk:5", "--temperature", "0.8", "--n-best", "3"]
+    code, first, _ = run_cli([*sample, "--seed", "4"], monkeypatch, capsys)
+    assert code == 0 and len(first.splitlines()) == 3 * len(lines)
+    assert sorted({line.split(" ||| ")[0] for line in first.splitlines()}) == ["0", "1", "2", "3"]
+    assert run_cli([*sample, "--seed", "4"], monkeypatch, capsys)[1] == first
+    prefix = tmp_path / "prefix.de"
+    prefix.write_text("Drei Katzen\n\n\nIch\n", encoding="utf-8")
+    code, out, _ = run_cli([*base, "--prefix", str(prefix), "--beam", "2"], monkeypatch, capsys)
+    outputs = out.splitlines()
+    assert code == 0 and outputs[0].startswith("Drei Katzen") and outputs[3].startswith("Ich")
+    plain = run_cli([*base, "--beam", "2"], monkeypatch, capsys)[1].splitlines()
+    assert outputs[1:3] == plain[1:3]  # empty prefix lines: as without --prefix
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--sampling", "topk:0"], "--sampling: topk:0"),
+        (["--sampling", "topp:1.5"], "--sampling: topp:1.5"),
+        (["--sampling", "beam"], "--sampling: got 'beam'"),
+        (["--temperature", "0.5"], "--temperature: applies to --sampling only"),
+        (["--sampling", "full", "--beam", "3"], "--beam 3: --sampling"),
+        (["--sampling", "full", "--temperature", "-1"], "--temperature"),
+        (["--prefix", "PREFIX2"], "has 2 lines but the input"),
+    ],
+)
+def test_translate_bad_decoding_options(tiny, tmp_path, monkeypatch, capsys, extra, message):
+    run_dir, data = tiny
+    (tmp_path / "prefix.de").write_text("a\nb\n", encoding="utf-8")
+    extra = [str(tmp_path / "prefix.de") if x == "PREFIX2" else x for x in extra]
+    out = tmp_path / "out.de"
+    args = ["translate", str(run_dir), "--input", str(data / "test.en"), "--output", str(out)]
+    code, _, err = run_cli([*args, *extra], monkeypatch, capsys)
+    assert code == 2 and message in err
+    assert not out.exists() and not list(tmp_path.glob(".*tmp*"))

@@ -56,6 +56,7 @@ class ToyModel(nn.Module):
         g = torch.Generator().manual_seed(seed)
         self.src_emb = torch.randn(src_vocab, self.vocab, generator=g) * src_scale
         self.max_positions = max_positions
+        self.src_vocab_size, self.tgt_vocab_size = src_vocab, self.vocab
         self.step_rows: list[int] = []
 
     def encode(self, src: Tensor, need_weights: bool = False) -> ToyEncoded:
