@@ -9,9 +9,9 @@ by a temperature T (probabilities proportional to p ** (1 / T)) and restricted t
   sampling, Holtzman et al. 2019, arXiv:1904.09751).
 
 The temperature applies first: top-k and top-p restrict the tempered distribution (as in
-Hugging Face transformers and fairseq). T = 0 is the limit T -> 0: always the most probable token, i.e. greedy search. The scores of
-a sample stay the model's own log-probabilities (untempered), so that samples, greedy and beam
-outputs are scored alike.
+Hugging Face transformers and fairseq). T = 0 is the limit T -> 0: always the most probable
+token, i.e. greedy search. The scores of a sample stay the model's own log-probabilities
+(untempered), so that samples, greedy and beam outputs are scored alike.
 """
 
 from __future__ import annotations

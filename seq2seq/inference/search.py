@@ -29,12 +29,18 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 from torch.profiler import record_function
 
+from seq2seq.inference.hypotheses import (
+    Finished,
+    History,
+    Hypothesis,
+    length_penalty,
+    trim_weights,
+)
 from seq2seq.inference.sampling import Sampler
 from seq2seq.models.base import Seq2Seq
 from seq2seq.vocab import BOS_ID, EOS_ID, PAD_ID
@@ -48,31 +54,6 @@ __all__ = [
     "max_output_lengths",
     "trim_weights",
 ]
-
-
-@dataclass
-class Hypothesis:
-    """One output sentence of a search.
-
-    tokens: target token ids, without BOS and EOS.
-    score: log_prob divided by the GNMT length penalty (equal to log_prob in greedy search).
-    log_prob: sum of the model's float32 log-probabilities of the tokens (and of EOS if produced).
-    attention: {slot: [L, H, T_out, Tk]} when weights were asked for, else None. Row t belongs
-        to output step t: T_out = len(tokens) + 1 when the hypothesis ended with EOS (the last
-        row is the EOS step), else len(tokens). cross: Tk = source length (without padding);
-        decoder_self: Tk = T_out (decoder inputs BOS, y_1, ..., y_{T_out-1});
-        encoder_self: [L, H, S, S] of the source sentence.
-    """
-
-    tokens: list[int]
-    score: float
-    log_prob: float
-    attention: dict[str, Tensor] | None = None
-
-
-def length_penalty(length: Tensor | float, alpha: float) -> Tensor | float:
-    """GNMT length penalty ((5 + length) / 6) ** alpha (arXiv:1609.08144, eq. 14)."""
-    return ((5.0 + length) / 6.0) ** alpha
 
 
 def max_output_lengths(
@@ -113,11 +94,11 @@ def greedy_search(
         limit = _limits(model, src, max_len)
         encoded = model.encode(src, need_weights=need_weights)
         state = model.init_state(encoded)
-        search = _Finished(encoded, src, n_best=1, alpha=0.0, need_weights=need_weights)
+        search = Finished(encoded, src, n_best=1, alpha=0.0, need_weights=need_weights)
         sent = list(range(n))  # original sentence of each live row
         log_prob = torch.zeros(n, 1, device=dev)
         prev = torch.full((n,), BOS_ID, dtype=torch.long, device=dev)
-        history = _History(n, dev)
+        history = History(n, dev)
         for t in range(int(limit.max())):
             logits, state, weights = model.step(prev, state, need_weights=need_weights)
             log_probs = _force_prefix(_log_probs(logits), prefix, t)
@@ -177,7 +158,7 @@ def beam_search(
             encoded = model.encode(src, need_weights=need_weights)
         expand = torch.arange(n, device=dev).repeat_interleave(beam)  # [n * beam]
         state = model.init_state(encoded).select(expand)
-        finished = _Finished(encoded, src, n_best=n_best, alpha=alpha, need_weights=need_weights)
+        finished = Finished(encoded, src, n_best=n_best, alpha=alpha, need_weights=need_weights)
         sent = list(range(n))  # original sentence of each live sentence
         # Cumulative log-probabilities [n, beam]; -inf marks a closed slot. All slots start
         # with the same prefix (BOS): only slot 0 is expanded at the first step.
@@ -186,7 +167,7 @@ def beam_search(
         best = torch.full((n, n_best), float("-inf"), device=dev)  # finished scores, best first
         open_slots = torch.full((n,), beam, dtype=torch.long, device=dev)
         prev = torch.full((n * beam,), BOS_ID, dtype=torch.long, device=dev)
-        history = _History(n * beam, dev)
+        history = History(n * beam, dev)
         rank = torch.arange(beam, device=dev)
         for t in range(int(limit.max())):
             with record_function("decoder step"):
@@ -364,91 +345,3 @@ def _cannot_improve(cum: Tensor, kth: Tensor, steps: int, limit: Tensor, alpha: 
     longest = length_penalty(limit.to(best.dtype).clamp(min=steps + 1.0), alpha)
     bound = torch.maximum(best / shortest, best / longest)
     return (bound <= kth) & torch.isfinite(kth)
-
-
-def trim_weights(weights: dict[str, Tensor], src_len: int, steps: int) -> dict[str, Tensor]:
-    """Cut one sentence's padded weights {slot: [L, H, Tq, Tk]} to its real lengths."""
-    sizes = {
-        "cross": (steps, src_len),
-        "encoder_self": (src_len, src_len),
-        "decoder_self": (steps, steps),
-    }
-    out = {}
-    for slot, w in weights.items():
-        rows, cols = sizes.get(slot, (w.size(-2), w.size(-1)))
-        out[slot] = w[..., :rows, :cols]
-    return out
-
-
-class _History:
-    """Tokens and per-step attention of each live row, reordered along with the rows."""
-
-    def __init__(self, rows: int, device: torch.device) -> None:
-        self.tokens = torch.zeros(rows, 0, dtype=torch.long, device=device)  # [R, t]
-        self.weights: dict[str, Tensor] = {}  # {slot: [R, L, H, t, Tk]}
-
-    def extend(self, origin: Tensor, tokens: Tensor, weights: dict[str, Tensor]) -> None:
-        """Append one step: the step's rows are reordered by `origin`, then `tokens` added.
-
-        origin: [R'] row of the previous step each new row continues; tokens: [R'];
-        weights: {slot: [R, L, H, Tk]} computed by this step for the previous rows.
-        """
-        for slot, w in weights.items():
-            w = w.float()[:, :, :, None, :]  # [R, L, H, 1, Tk]
-            old = self.weights.get(slot)
-            if old is not None and old.size(-1) < w.size(-1):  # decoder_self: Tk grows
-                old = torch.nn.functional.pad(old, (0, w.size(-1) - old.size(-1)))
-            self.weights[slot] = w[origin] if old is None else torch.cat([old, w], dim=3)[origin]
-        self.tokens = torch.cat([self.tokens[origin], tokens[:, None]], dim=1)
-
-    def select(self, rows: Tensor) -> _History:
-        new = _History(0, self.tokens.device)
-        new.tokens = self.tokens[rows]
-        new.weights = {slot: w[rows] for slot, w in self.weights.items()}
-        return new
-
-
-class _Finished:
-    """Finished hypotheses of every sentence of a search.
-
-    A hypothesis keeps its tokens on the device until `results`, which reads all of them in one
-    copy: setting a hypothesis aside during the search reads nothing from the device.
-    """
-
-    def __init__(self, encoded, src: Tensor, *, n_best: int, alpha: float, need_weights: bool):
-        self.n_best, self.alpha, self.need_weights = n_best, alpha, need_weights
-        self.src_len = (src != PAD_ID).sum(dim=1).tolist()
-        self.encoder_weights = (
-            {slot: w.float() for slot, w in getattr(encoded, "weights", {}).items()}
-            if need_weights
-            else {}
-        )
-        # Per sentence, best first: (hypothesis without its tokens, its tokens on the device).
-        self.found: list[list[tuple[Hypothesis, Tensor]]] = [[] for _ in range(src.size(0))]
-
-    def add(self, sent: int, history: _History, row: int, log_prob: float, steps: int) -> None:
-        """Finish the hypothesis in `row` of `history` after `steps` output steps."""
-        attention = None
-        if self.need_weights:
-            attention = {slot: w[sent] for slot, w in self.encoder_weights.items()}
-            attention.update({slot: w[row] for slot, w in history.weights.items()})
-            attention = trim_weights(attention, self.src_len[sent], steps)
-        score = log_prob / length_penalty(float(steps), self.alpha)
-        hyp = Hypothesis(tokens=[], score=score, log_prob=log_prob, attention=attention)
-        found = self.found[sent]
-        found.append((hyp, history.tokens[row].clone()))
-        found.sort(key=lambda pair: pair[0].score, reverse=True)
-
-    def results(self) -> list[list[Hypothesis]]:
-        """Up to n_best hypotheses per sentence, best first, with their tokens (without EOS)."""
-        kept = [found[: self.n_best] for found in self.found]
-        pairs = [pair for found in kept for pair in found]
-        if pairs:
-            flat = torch.cat([tokens for _, tokens in pairs]).tolist()
-            start = 0
-            for hyp, tokens in pairs:
-                hyp.tokens = flat[start : start + tokens.numel()]
-                start += tokens.numel()
-                if hyp.tokens and hyp.tokens[-1] == EOS_ID:
-                    hyp.tokens = hyp.tokens[:-1]
-        return [[hyp for hyp, _ in found] for found in kept]

@@ -17,11 +17,9 @@ HTTP server are built on this class.
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import logging
 import os
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +42,7 @@ from seq2seq.inference.decode import (
     truncate,
 )
 from seq2seq.inference.ensemble import Ensemble, check_same_vocabulary
+from seq2seq.inference.results import Translation, check_texts, zip_equal
 from seq2seq.inference.sampling import Sampler, parse_sampling
 from seq2seq.inference.search import Hypothesis
 from seq2seq.runtime.device import resolve_device
@@ -63,30 +62,6 @@ __all__ = ["DecodeOptions", "PairScore", "TranslateError", "Translation", "Trans
 
 #: Decoding errors are ValueErrors naming the option; the old name stays for callers.
 TranslateError = DecodeError
-
-
-@dataclass
-class Translation:
-    """The translation of one input text.
-
-    text: the best hypothesis, detokenized ("" for an empty input).
-    score: its length-normalised log-probability (GNMT penalty; the plain log-probability
-        under greedy decoding); log_prob: its log-probability, EOS included.
-    tokens: its target subword ids (no BOS/EOS); pieces: the same as subword strings.
-    nbest: up to n_best (text, score) pairs, best first (the best is (text, score)).
-    alignment: (source word, target word) links, 0-based, when asked for.
-    attention: its attention (every slot, layer and head, labelled with the pieces) when
-        asked for.
-    """
-
-    text: str
-    score: float = 0.0
-    log_prob: float = 0.0
-    tokens: list[int] = field(default_factory=list)
-    pieces: list[str] = field(default_factory=list)
-    nbest: list[tuple[str, float]] = field(default_factory=list)
-    alignment: list[Link] | None = None
-    attention: AttentionExample | None = None
 
 
 class Translator:
@@ -253,8 +228,8 @@ class Translator:
         the words its translation must start with ("" for none; the search continues from
         them). An empty list gives an empty list.
         """
-        texts = _check_texts(texts, "texts")
-        prefixes = None if prefix is None else _check_texts(prefix, "prefix")
+        texts = check_texts(texts, "texts")
+        prefixes = None if prefix is None else check_texts(prefix, "prefix")
         if prefixes is not None and len(prefixes) != len(texts):
             raise TranslateError(f"prefix: got {len(prefixes)} prefixes for {len(texts)} texts")
         options = self.options
@@ -319,14 +294,14 @@ class Translator:
         that target is forced. ``example.matrices(slot)`` is a numpy [L, H, Tq, Tk] array,
         ``example.labels(slot)`` its (row, column) piece labels.
         """
-        (source,) = _check_texts([source], "source")
+        (source,) = check_texts([source], "source")
         if not source.strip():
             raise TranslateError("source: the sentence is empty: nothing to attend to")
         if target is None:
             found = self.translate([source], beam=beam, n_best=1, attention=True)
             example = found[0].attention
         else:
-            (target,) = _check_texts([target], "target")
+            (target,) = check_texts([target], "target")
             src_ids, tgt_ids = self._encode_pairs([source], [target])
             example = self._forced(src_ids, tgt_ids)[0]
         if example is None:
@@ -388,7 +363,7 @@ class Translator:
     def _encode_pairs(
         self, sources: Sequence[str], targets: Sequence[str]
     ) -> tuple[list[list[int]], list[list[int]]]:
-        sources, targets = _check_texts(sources, "sources"), _check_texts(targets, "targets")
+        sources, targets = check_texts(sources, "sources"), check_texts(targets, "targets")
         if len(sources) != len(targets):
             raise TranslateError(f"got {len(sources)} sources but {len(targets)} targets")
         return self._encode(sources, 1, "input line"), self._encode(targets, 1, "target line")
@@ -457,21 +432,6 @@ class Translator:
         return attention_alignment(matrix, src, tgt)
 
 
-def _check_texts(texts: str | Iterable[str], name: str) -> list[str]:
-    """`texts` as a list of strings; a TypeError names the first item that is not one."""
-    if isinstance(texts, str):
-        return [texts]
-    if isinstance(texts, bytes | bytearray | Mapping) or not isinstance(texts, Iterable):
-        raise TypeError(
-            f"{name}: expected a string or a list of strings, got {type(texts).__name__}"
-        )
-    texts = list(texts)
-    for i, text in enumerate(texts):
-        if not isinstance(text, str):
-            raise TypeError(f"{name}[{i}]: expected a string, got {type(text).__name__}")
-    return texts
-
-
 def _ensemble(runs: Sequence[Any]) -> Ensemble:
     """The models of `runs` as one Ensemble, refusing runs with different subword models."""
     from seq2seq.checkpoint import subword_files
@@ -479,15 +439,3 @@ def _ensemble(runs: Sequence[Any]) -> Ensemble:
     names = [str(r.checkpoint_path) for r in runs]
     check_same_vocabulary([subword_files(r.checkpoint_path.parent) for r in runs], names)
     return Ensemble([r.model for r in runs])
-
-
-def zip_equal(lines: Iterable[str], prefixes: Iterable[str]) -> Iterator[tuple[str, str]]:
-    """(line, prefix) pairs; a TranslateError when one side runs out before the other."""
-    for count, (line, prefix) in enumerate(itertools.zip_longest(lines, prefixes)):
-        if line is None or prefix is None:
-            more = "prefixes" if line is None else "input lines"
-            raise TranslateError(
-                f"prefix: the input and the prefixes differ in length: after {count} "
-                f"pairs there are more {more}"
-            )
-        yield line, prefix
