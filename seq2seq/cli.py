@@ -30,6 +30,7 @@ from seq2seq.commands import (
     plot,
     prepare,
     score,
+    serve,
     train,
     translate,
 )
@@ -46,6 +47,7 @@ COMMANDS: dict[str, ModuleType] = {
     "compare": compare,
     "average": average,
     "export": export,
+    "serve": serve,
 }
 
 #: Errors caused by the user's input (files, paths): reported as one line, not a traceback.

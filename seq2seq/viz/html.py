@@ -4,6 +4,8 @@ The page holds its data in a `<script type="application/json">` block and builds
 element with `textContent`, so text from the input (which may contain markup) is shown
 literally and never parsed. Nothing is loaded from elsewhere: CSS and JS are inline, and a
 Content-Security-Policy forbids any network access and any script but the page's own.
+The page of `seq2seq serve` is built by the same functions with the same viewer script
+(`render_html`, `VIEWER_BODY`, `sentence_payload`), and fetches its data from its server.
 """
 
 from __future__ import annotations
@@ -60,7 +62,8 @@ def write_attention_html(
         "layer": _initial_choice(layer, "layer"),
         "head": _initial_choice(head, "head"),
     }
-    payload = {"sentences": [_sentence(e, i) for i, e in enumerate(examples)], "initial": initial}
+    sentences = [sentence_payload(e, i) for i, e in enumerate(examples)]
+    payload = {"sentences": sentences, "initial": initial}
     if slot is not None and not any(slot in s["slots"] for s in payload["sentences"]):
         raise PlotError(f"slot {slot!r} is in none of the sentences")
     return write_atomic(render_page(payload, title), out_path, parents=True)
@@ -68,10 +71,18 @@ def write_attention_html(
 
 def render_page(payload: Mapping[str, Any], title: str) -> str:
     """The HTML text of the page for a JSON-serialisable `payload`."""
-    policy = (
-        f"default-src 'none'; script-src {_csp_hash(JS)}; style-src {_csp_hash(CSS)}; "
-        "img-src data:; base-uri 'none'; form-action 'none'"
-    )
+    data = f'<script type="application/json" id="attention-data">{script_json(payload)}</script>'
+    return render_html(title, f"{VIEWER_BODY}\n{data}", script=JS, style=CSS)
+
+
+def render_html(
+    title: str, body: str, *, script: str, style: str, connect_self: bool = False
+) -> str:
+    """A self-contained HTML document: `body` (trusted markup) under an <h1> of `title`, one
+    inline `style` and one inline `script`. Its Content-Security-Policy allows exactly these
+    two (by hash) and no network access, except requests to its own origin when
+    `connect_self` (the page of `seq2seq serve`)."""
+    policy = content_security_policy(script, style, connect_self=connect_self)
     return "\n".join(
         [
             "<!DOCTYPE html>",
@@ -81,17 +92,25 @@ def render_page(payload: Mapping[str, Any], title: str) -> str:
             f'<meta http-equiv="Content-Security-Policy" content="{html.escape(policy)}">',
             '<meta name="viewport" content="width=device-width, initial-scale=1">',
             f"<title>{html.escape(title)}</title>",
-            f"<style>{CSS}</style>",
+            f"<style>{style}</style>",
             "</head>",
             "<body>",
             f"<h1>{html.escape(title)}</h1>",
-            _BODY,
-            f'<script type="application/json" id="attention-data">{script_json(payload)}</script>',
-            f"<script>{JS}</script>",
+            body,
+            f"<script>{script}</script>",
             "</body>",
             "</html>",
             "",
         ]
+    )
+
+
+def content_security_policy(script: str, style: str, *, connect_self: bool = False) -> str:
+    """The policy of a page whose only script and style are `script` and `style`."""
+    connect = "connect-src 'self'; " if connect_self else ""
+    return (
+        f"default-src 'none'; script-src {_csp_hash(script)}; style-src {_csp_hash(style)}; "
+        f"{connect}img-src data:; base-uri 'none'; form-action 'none'"
     )
 
 
@@ -113,7 +132,27 @@ def script_json(obj: Any) -> str:
     return text
 
 
-def _sentence(example: AttentionExample, index: int) -> dict[str, Any]:
+def sentence_payload(
+    example: AttentionExample, index: int = 0, *, words: bool = False
+) -> dict[str, Any]:
+    """One sentence of the viewer's payload: title, src_text, tgt_text and, for each slot,
+    its title, row and column labels and axis names, and weights [L][H][Tq][Tk] (rounded).
+
+    words: add "word_slots", the same with pieces merged into words (`AttentionExample.to_words`),
+    which the viewer offers beside the pieces.
+    """
+    out = {
+        "title": example.title or f"sentence {index}",
+        "src_text": _detokenize(example.src_pieces),
+        "tgt_text": _detokenize(example.tgt_pieces),
+        "slots": _slots(example),
+    }
+    if words:
+        out["word_slots"] = _slots(example.to_words())
+    return out
+
+
+def _slots(example: AttentionExample) -> dict[str, Any]:
     slots = {}
     for name in [s for s in SLOTS if s in example.weights] + [
         s for s in example.weights if s not in SLOTS
@@ -129,12 +168,7 @@ def _sentence(example: AttentionExample, index: int) -> dict[str, Any]:
             "cols_name": cols_name,
             "weights": np.round(array, _DIGITS).tolist(),
         }
-    return {
-        "title": example.title or f"sentence {index}",
-        "src_text": _detokenize(example.src_pieces),
-        "tgt_text": _detokenize(example.tgt_pieces),
-        "slots": slots,
-    }
+    return slots
 
 
 def _detokenize(pieces: Sequence[str]) -> str:
@@ -157,9 +191,12 @@ def _csp_hash(text: str) -> str:
     return f"'sha256-{digest}'"
 
 
-_BODY = """\
+#: The viewer's controls, text and matrix (the ids `VIEWER_JS` draws into).
+VIEWER_BODY = """\
+<div id="viewer">
 <div class="controls" id="controls">
-  <label>Sentence <select id="sentence"></select></label>
+  <label id="sentence-control">Sentence <select id="sentence"></select></label>
+  <label id="units-control">Units <select id="units"></select></label>
   <label>Slot <select id="slot"></select></label>
   <label>Layer <select id="layer"></select></label>
   <label>Head <select id="head"></select></label>
@@ -173,4 +210,5 @@ _BODY = """\
 <p id="hover">Hover over a cell to see its weight.</p>
 <div id="matrix"></div>
 <div class="legend"><span>0</span><span id="legend-bar"></span><span id="legend-max"></span></div>
-<noscript>This page needs JavaScript to draw the matrices.</noscript>"""
+<noscript>This page needs JavaScript to draw the matrices.</noscript>
+</div>"""

@@ -1,12 +1,16 @@
 """CSS and JavaScript of the HTML attention viewer (inlined into every page).
 
-The script reads the JSON block `#attention-data` and builds the page with `textContent`
-only: labels and sentences from the data are never parsed as HTML.
+One viewer, two pages: `VIEWER_JS` defines ``AttentionViewer.show(payload)``, which draws the
+payload of `seq2seq.viz.html.sentence_payload` sentences. A static page (`seq2seq plot --out
+x.html`) calls it on its JSON block `#attention-data` (`STATIC_JS`); the page of `seq2seq
+serve` calls it on the attention of each translation it fetches. The page is built with
+`textContent` only: labels and sentences from the data are never parsed as HTML.
 """
 
 from __future__ import annotations
 
 CSS = """
+[hidden] { display: none !important; }
 body { font-family: system-ui, sans-serif; margin: 1.5em; color: #222; }
 h1 { font-size: 1.3em; margin: 0 0 0.6em; }
 .controls { display: flex; flex-wrap: wrap; gap: 1em; margin-bottom: 0.8em; }
@@ -29,15 +33,21 @@ table.attention th.corner { color: #666; font-style: italic; text-align: right; 
 #legend-bar { display: inline-block; width: 16em; height: 0.9em; }
 """
 
-JS = r"""
+VIEWER_JS = r"""
 "use strict";
-(function () {
-  const data = JSON.parse(document.getElementById("attention-data").textContent);
+// AttentionViewer.show(payload) draws payload = {sentences: [...], initial: {slot, layer,
+// head}} into the viewer controls of the page (#sentence, #units, #slot, #layer, #head,
+// #values, #matrix, ...). It can be called again with new data (the server page does so after
+// every translation). A sentence holds "slots" (subword pieces) and may hold "word_slots"
+// (the same attention merged into words); the units control switches between them.
+const AttentionViewer = (function () {
   const byId = (id) => document.getElementById(id);
-  const controls = ["sentence", "slot", "layer", "head"].map(byId);
-  const [sentenceSelect, slotSelect, layerSelect, headSelect] = controls;
+  const [sentenceSelect, unitsSelect, slotSelect, layerSelect, headSelect] =
+    ["sentence", "units", "slot", "layer", "head"].map(byId);
   const VIRIDIS = [[68, 1, 84], [72, 40, 120], [62, 74, 137], [49, 104, 142], [38, 130, 142],
     [31, 158, 137], [53, 183, 121], [109, 205, 89], [180, 222, 44], [253, 231, 37]];
+  let data = { sentences: [] };
+  let wired = false;
 
   function colour(t) {
     const x = Math.min(1, Math.max(0, t)) * (VIRIDIS.length - 1);
@@ -83,12 +93,23 @@ JS = r"""
 
   function currentSentence() { return data.sentences[Number(sentenceSelect.value)]; }
 
+  function currentSlots() {
+    const sentence = currentSentence();
+    return unitsSelect.value === "words" && sentence.word_slots ? sentence.word_slots
+      : sentence.slots;
+  }
+
   function fillSlotControls(wanted) {
     const sentence = currentSentence();
-    const names = Object.keys(sentence.slots);
-    setOptions(slotSelect, names.map((n) => [n, sentence.slots[n].title]),
+    const units = [["pieces", "subword pieces"]];
+    if (sentence.word_slots) units.push(["words", "words"]);
+    setOptions(unitsSelect, units, wanted.units || "pieces");
+    byId("units-control").hidden = units.length < 2;
+    const slots = currentSlots();
+    const names = Object.keys(slots);
+    setOptions(slotSelect, names.map((n) => [n, slots[n].title]),
       names.includes(wanted.slot) ? wanted.slot : names[0]);
-    const weights = sentence.slots[slotSelect.value].weights;
+    const weights = slots[slotSelect.value].weights;
     const numbered = (items, name) => items.map((_, i) => [String(i), name + " " + i]);
     const layers = [["mean", "mean of layers"]].concat(numbered(weights, "layer"));
     const heads = [["mean", "mean of heads"]].concat(numbered(weights[0], "head"));
@@ -115,7 +136,7 @@ JS = r"""
 
   function render() {
     const sentence = currentSentence();
-    const slot = sentence.slots[slotSelect.value];
+    const slot = currentSlots()[slotSelect.value];
     const matrix = selectMatrix(slot.weights, layerSelect.value, headSelect.value);
     const vmax = Math.max(1e-9, ...matrix.map((row) => Math.max(...row)));
     const showValues = byId("values").checked;
@@ -149,22 +170,47 @@ JS = r"""
   }
 
   function wantedNow() {
-    return { slot: slotSelect.value, layer: layerSelect.value, head: headSelect.value };
+    return { units: unitsSelect.value, slot: slotSelect.value, layer: layerSelect.value,
+      head: headSelect.value };
   }
 
-  setOptions(sentenceSelect, data.sentences.map((s, i) => [String(i), i + ": " + s.title]), "0");
-  fillSlotControls(data.initial);
-  byId("legend-bar").style.background = "linear-gradient(to right, " +
-    VIRIDIS.map((c) => "rgb(" + c.join(", ") + ")").join(", ") + ")";
-  sentenceSelect.addEventListener("change", () => { fillSlotControls(wantedNow()); render(); });
-  slotSelect.addEventListener("change", () => { fillSlotControls(wantedNow()); render(); });
-  layerSelect.addEventListener("change", render);
-  headSelect.addEventListener("change", render);
-  byId("values").addEventListener("change", render);
-  byId("matrix").addEventListener("mouseover", (event) => {
-    const cell = event.target.closest("td");
-    if (cell) byId("hover").textContent = cell.title;
-  });
-  render();
+  function wire() {
+    const refill = () => { fillSlotControls(wantedNow()); render(); };
+    byId("legend-bar").style.background = "linear-gradient(to right, " +
+      VIRIDIS.map((c) => "rgb(" + c.join(", ") + ")").join(", ") + ")";
+    sentenceSelect.addEventListener("change", refill);
+    unitsSelect.addEventListener("change", refill);
+    slotSelect.addEventListener("change", refill);
+    layerSelect.addEventListener("change", render);
+    headSelect.addEventListener("change", render);
+    byId("values").addEventListener("change", render);
+    byId("matrix").addEventListener("mouseover", (event) => {
+      const cell = event.target.closest("td");
+      if (cell) byId("hover").textContent = cell.title;
+    });
+    wired = true;
+  }
+
+  function show(payload) {
+    const keep = wired && data.sentences.length ? wantedNow() : {};
+    data = payload;
+    if (!wired) wire();
+    setOptions(sentenceSelect,
+      data.sentences.map((s, i) => [String(i), i + ": " + s.title]), "0");
+    byId("sentence-control").hidden = data.sentences.length < 2;
+    fillSlotControls(Object.assign({}, data.initial || {}, keep));
+    byId("viewer").hidden = false;
+    render();
+  }
+
+  return { show };
 })();
 """
+
+#: The script of a static page (`seq2seq plot --out x.html`): show the embedded JSON block.
+STATIC_JS = r"""
+AttentionViewer.show(JSON.parse(document.getElementById("attention-data").textContent));
+"""
+
+#: The whole script of a static page: the viewer, then the call on the page's own data.
+JS = VIEWER_JS + STATIC_JS

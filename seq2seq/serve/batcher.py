@@ -1,0 +1,156 @@
+"""Dynamic batching: requests that arrive together are translated together.
+
+One worker thread runs the model. Requests queue as jobs; the worker takes the oldest job and
+every queued job with the same search options (beam, n_best, alignments, attention), oldest
+first, up to a token budget, waiting at most `max_wait` seconds after the oldest job arrived
+for more to come. It translates them in one call and resolves each job's future with its
+share of the results. While the worker is busy, new jobs queue up, so under load each batch
+takes what arrived during the previous one: throughput grows with concurrency.
+
+The cost of a text is its number of source subwords (+1 for the end of sentence) times the
+beam, a measure of the decoder's work; a single job over the budget runs alone.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Hashable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+#: run(texts, key) -> one result per text, in order.
+RunBatch = Callable[[list[str], Any], Sequence[Any]]
+
+
+class BatcherClosed(RuntimeError):
+    """Submitting to a batcher that is shutting down."""
+
+
+@dataclass
+class Job:
+    """Texts of one request, the options they share, their cost and the future of results."""
+
+    texts: list[str]
+    key: Hashable
+    cost: int
+    arrived: float = field(default_factory=time.monotonic)
+    future: Future = field(default_factory=Future)
+
+
+@dataclass
+class BatcherStats:
+    """Counters for /health and the tests."""
+
+    batches: int = 0
+    jobs: int = 0
+    texts: int = 0
+    largest_batch: int = 0
+
+
+class Batcher:
+    """A queue of translation jobs and the worker thread that serves them in batches."""
+
+    def __init__(self, run: RunBatch, *, max_tokens: int, max_wait: float) -> None:
+        if max_tokens < 1 or max_wait < 0:
+            raise ValueError(f"batcher: max_tokens {max_tokens} < 1 or max_wait {max_wait} < 0")
+        self.run, self.max_tokens, self.max_wait = run, max_tokens, max_wait
+        self.stats = BatcherStats()
+        self._jobs: list[Job] = []
+        self._cond = threading.Condition()
+        self._closed = False
+        self._thread = threading.Thread(target=self._loop, name="seq2seq-batcher", daemon=True)
+        self._thread.start()
+
+    def submit(self, texts: list[str], key: Hashable, cost: int) -> Future:
+        """Queue `texts` (translated with the options `key`); the future gives their results."""
+        job = Job(list(texts), key, max(1, cost))
+        with self._cond:
+            if self._closed:
+                raise BatcherClosed("the server is shutting down")
+            self._jobs.append(job)
+            self._cond.notify()
+        return job.future
+
+    @property
+    def queued(self) -> int:
+        """Jobs waiting for the worker."""
+        with self._cond:
+            return len(self._jobs)
+
+    def close(self, timeout: float | None = None) -> None:
+        """Refuse new jobs, finish the queued ones, and stop the worker."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        self._thread.join(timeout)
+
+    # --- the worker ---------------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        while (batch := self._next_batch()) is not None:
+            self._serve(batch)
+
+    def _next_batch(self) -> list[Job] | None:
+        """The next group of compatible jobs, once full or once its oldest job has waited
+        `max_wait`; None when closed and empty."""
+        with self._cond:
+            while not self._jobs:
+                if self._closed:
+                    return None
+                self._cond.wait()
+            first = self._jobs[0]
+            deadline = first.arrived + self.max_wait
+            while True:
+                group, full = self._group(first.key)
+                remaining = deadline - time.monotonic()
+                if full or self._closed or remaining <= 0:
+                    break
+                self._cond.wait(remaining)
+            taken = {id(job) for job in group}
+            self._jobs = [job for job in self._jobs if id(job) not in taken]
+            return group
+
+    def _group(self, key: Hashable) -> tuple[list[Job], bool]:
+        """Queued jobs with options `key`, oldest first, within the budget; and whether the
+        budget is reached (no further job could join)."""
+        group: list[Job] = []
+        tokens = 0
+        for job in self._jobs:
+            if job.key != key:
+                continue
+            if group and tokens + job.cost > self.max_tokens:
+                return group, True
+            group.append(job)
+            tokens += job.cost
+        return group, tokens >= self.max_tokens
+
+    def _serve(self, batch: list[Job]) -> None:
+        # a job whose client went away (its future cancelled) is dropped; the others can no
+        # longer be cancelled, so resolving them below cannot fail
+        batch = [job for job in batch if job.future.set_running_or_notify_cancel()]
+        if not batch:
+            return
+        texts = [text for job in batch for text in job.texts]
+        try:
+            results = list(self.run(texts, batch[0].key))
+            if len(results) != len(texts):
+                raise RuntimeError(f"got {len(results)} results for {len(texts)} texts")
+        except Exception as e:  # the worker survives; each request gets the error
+            logger.exception("translating a batch of %d texts failed", len(texts))
+            for job in batch:
+                job.future.set_exception(e)
+            return
+        stats = self.stats
+        stats.batches += 1
+        stats.jobs += len(batch)
+        stats.texts += len(texts)
+        stats.largest_batch = max(stats.largest_batch, len(texts))
+        start = 0
+        for job in batch:
+            job.future.set_result(results[start : start + len(job.texts)])
+            start += len(job.texts)

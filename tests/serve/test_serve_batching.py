@@ -1,0 +1,164 @@
+"""Dynamic batching: the Batcher alone, then concurrent HTTP requests to a real server."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from concurrent.futures import CancelledError, ThreadPoolExecutor
+
+import pytest
+from serve_helpers import SENTENCES, post_json
+
+from seq2seq.serve.batcher import Batcher, BatcherClosed
+
+
+class Recorder:
+    """A run function that records its batches; the first call waits for `release`."""
+
+    def __init__(self, fail_on: str | None = None) -> None:
+        self.batches: list[tuple[list[str], object]] = []
+        self.release = threading.Event()
+        self.started = threading.Event()
+        self.fail_on = fail_on
+
+    def __call__(self, texts, key):
+        self.started.set()
+        self.release.wait(10)
+        self.batches.append((list(texts), key))
+        if self.fail_on in texts:
+            raise RuntimeError("model failure")
+        return [f"{key}:{text}" for text in texts]
+
+
+def _busy_batcher(recorder: Recorder, **options) -> Batcher:
+    """A batcher whose worker is busy with a first job until `recorder.release` is set."""
+    batcher = Batcher(recorder, **options)
+    batcher.submit(["first"], "A", options["max_tokens"])  # a full batch: runs at once
+    assert recorder.started.wait(5)
+    return batcher
+
+
+def test_queued_jobs_with_the_same_options_share_a_batch():
+    recorder = Recorder()
+    batcher = _busy_batcher(recorder, max_tokens=100, max_wait=0)
+    keys = ["A", "B", "A", "A", "B"]
+    futures = [batcher.submit([f"t{i}", f"u{i}"], key, 2) for i, key in enumerate(keys)]
+    recorder.release.set()
+    results = [f.result(5) for f in futures]
+    batcher.close(5)
+    assert results == [[f"{key}:t{i}", f"{key}:u{i}"] for i, key in enumerate(keys)]
+    assert recorder.batches == [
+        (["first"], "A"),
+        (["t0", "u0", "t2", "u2", "t3", "u3"], "A"),  # the oldest job's options first
+        (["t1", "u1", "t4", "u4"], "B"),
+    ]
+    assert batcher.stats.batches == 3 and batcher.stats.jobs == 6
+
+
+def test_token_budget_bounds_a_batch_but_a_large_job_runs_alone():
+    recorder = Recorder()
+    batcher = _busy_batcher(recorder, max_tokens=7, max_wait=0)
+    costs = [3, 3, 3, 20, 1]
+    futures = [batcher.submit([f"t{i}"], "A", cost) for i, cost in enumerate(costs)]
+    recorder.release.set()
+    for f in futures:
+        f.result(5)
+    batcher.close(5)
+    assert [texts for texts, _ in recorder.batches] == [
+        ["first"],
+        ["t0", "t1"],
+        ["t2"],  # t3 would pass the budget: it waits for the next batch
+        ["t3"],
+        ["t4"],
+    ]
+
+
+def test_the_first_job_waits_up_to_max_wait_for_company():
+    recorder = Recorder()
+    recorder.release.set()
+    batcher = Batcher(recorder, max_tokens=100, max_wait=0.4)
+    start = time.monotonic()
+    first = batcher.submit(["a"], "A", 1)
+    time.sleep(0.1)
+    second = batcher.submit(["b"], "A", 1)
+    assert first.result(5) == ["A:a"] and second.result(5) == ["A:b"]
+    assert time.monotonic() - start >= 0.35  # nobody filled the budget: it waited
+    assert recorder.batches == [(["a", "b"], "A")]
+    batcher.close(5)
+
+
+def test_a_failing_batch_fails_its_requests_only_and_cancelled_jobs_are_skipped():
+    recorder = Recorder(fail_on="bad")
+    batcher = _busy_batcher(recorder, max_tokens=100, max_wait=0)
+    failing = [batcher.submit(["bad"], "B", 1), batcher.submit(["x"], "B", 1)]
+    cancelled = batcher.submit(["gone"], "C", 1)
+    assert cancelled.cancel()  # its client went away
+    later = batcher.submit(["ok"], "A", 1)
+    recorder.release.set()
+    for f in failing:
+        with pytest.raises(RuntimeError, match="model failure"):
+            f.result(5)
+    assert later.result(5) == ["A:ok"]
+    with pytest.raises(CancelledError):
+        cancelled.result(0)
+    assert all("gone" not in texts for texts, _ in recorder.batches)
+    batcher.close(5)
+
+
+def test_close_finishes_queued_jobs_then_refuses_new_ones():
+    recorder = Recorder()
+    batcher = _busy_batcher(recorder, max_tokens=100, max_wait=5.0)
+    queued = batcher.submit(["q"], "B", 1)
+    closer = threading.Thread(target=batcher.close)
+    closer.start()
+    recorder.release.set()
+    closer.join(5)
+    assert not closer.is_alive()  # closing cut the 5 s wait short
+    assert queued.result(0) == ["B:q"]
+    with pytest.raises(BatcherClosed):
+        batcher.submit(["late"], "A", 1)
+
+
+@pytest.fixture
+def live_server(tiny_run):
+    """A real uvicorn server in a thread on a free port, with a translator whose calls are
+    counted; yields (url, calls)."""
+    import uvicorn
+
+    from seq2seq.inference.translate import Translator
+    from seq2seq.serve.app import Batching, create_app
+
+    translator = Translator.load(tiny_run, device="cpu", precision="fp32")
+    calls: list[int] = []
+    translate = translator.translate
+
+    def counted(texts, **options):
+        calls.append(len(texts))
+        return translate(texts, **options)
+
+    translator.translate = counted
+    app = create_app(translator, batching=Batching(max_tokens=100_000, max_wait_ms=300))
+    sock = socket.create_server(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_config=None, lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{sock.getsockname()[1]}/", calls
+    server.should_exit = True
+    thread.join(30)
+    sock.close()
+
+
+def test_concurrent_requests_are_served_in_fewer_model_calls(live_server, translator):
+    url, calls = live_server
+    texts = (SENTENCES * 3)[:16]
+    expected = [translator.translate([text])[0].text for text in texts]  # one at a time
+    with ThreadPoolExecutor(len(texts)) as pool:
+        answers = list(pool.map(lambda t: post_json(url + "v1/translate", {"text": t}), texts))
+    assert [status for status, _ in answers] == [200] * len(texts)
+    assert [body["translations"][0]["text"] for _, body in answers] == expected
+    assert sum(calls) == len(texts)
+    assert len(calls) < len(texts) / 2, calls  # batched: a few calls for 16 requests
