@@ -12,7 +12,7 @@ What each column is:
 * precision: fp32 (float32 with TF32 matrix products unless --set train.tf32=false), bf16
   (only on GPUs with native bf16: compute capability 8.0 or later), fp16 (with the gradient
   scaler), each a ``seq2seq train`` of CONFIG (default configs/multi30k/transformer.yaml) for
-  --steps steps in a process of its own, through ``python -m seq2seq.experiments.measure``.
+  --steps steps in a process of its own, through ``python -m seq2seq.measure``.
 * train tgt tok/s: median of ``tgt_tok_per_s`` over the ``train`` records of the run's
   metrics.jsonl (one every --log-every steps), the first one left out (kernel selection,
   allocator growth).
@@ -117,7 +117,7 @@ def run_seq2seq(args: list[str], stats: Path | None = None) -> dict:
     """``seq2seq ARGS`` in a new process (through the measuring wrapper when ``stats``)."""
     command = [sys.executable, "-m", "seq2seq", *args]
     if stats is not None:
-        command = [sys.executable, "-m", "seq2seq.experiments.measure", str(stats), *args]
+        command = [sys.executable, "-m", "seq2seq.measure", str(stats), *args]
     proc = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, check=False)
     if proc.returncode != 0:
         raise SystemExit(

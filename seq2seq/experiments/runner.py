@@ -1,7 +1,7 @@
 """Training one variant of a comparison in a process of its own, and resuming it.
 
 Each training run is one *segment*: a ``seq2seq train`` process started through
-:mod:`seq2seq.experiments.measure`. Segments are logged in ``RUN_DIR/compare_train.json`` (exit
+:mod:`seq2seq.measure`. Segments are logged in ``RUN_DIR/compare_train.json`` (exit
 code, wall time, peak memory, peak GPU memory, the step it started from). A variant is trained when
 its last segment exited with 0. Otherwise the next comparison continues it: with ``--resume`` from
 its ``last.pt`` and the budget that is left, i.e. ``--max-time`` minus the training time that
@@ -189,7 +189,7 @@ def _run_train_process(
     command = [
         sys.executable,
         "-m",
-        "seq2seq.experiments.measure",
+        "seq2seq.measure",
         str(stats_path),
         "train",
         str(variant.config_path),

@@ -1,4 +1,4 @@
-"""``python -m seq2seq.experiments.measure STATS.json COMMAND [ARGS...]``: runs one ``seq2seq``
+"""``python -m seq2seq.measure STATS.json COMMAND [ARGS...]``: runs one ``seq2seq``
 command (e.g. ``train CONFIG --run-dir DIR``) in this process and writes its exit code, wall time,
 peak resident memory and, when the command used CUDA, peak GPU memory to STATS.json.
 
@@ -53,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) < 2:
         print(
-            "usage: python -m seq2seq.experiments.measure STATS.json COMMAND [ARGS...]",
+            "usage: python -m seq2seq.measure STATS.json COMMAND [ARGS...]",
             file=sys.stderr,
         )
         return 2
