@@ -6,6 +6,7 @@ Usage:
     python scripts/bench_decode.py RUN_DIR --data DIR --limit 100 --precision fp32 --json
     python scripts/bench_decode.py RUN_DIR --profile runs/profile/decode   # torch.profiler
     python scripts/bench_decode.py RUN_DIR --device cuda      # on the GPU (default: the CPU)
+    python scripts/bench_decode.py RUN_DIR --ctranslate2      # against CTranslate2, same weights
 
 What is measured:
 * throughput: greedy and beam 5 at batch sizes 1 and 64 through `Translator` (subword encoding,
@@ -21,19 +22,26 @@ What is measured:
   be long); the table shows the mean time of a step in windows of steps. With decoder caches
   the cost stays flat as the prefix grows; re-decoding the prefix each step would grow
   linearly with it.
+* --ctranslate2: instead, this toolkit (fp32, int8) against CTranslate2 (float32, int8) on the
+  run exported by `seq2seq export`, beam --beam, batch --batch, --threads (default 2), with
+  sentences/s, target tokens/s, peak memory and BLEU against test_2016_flickr's references,
+  medians of --rounds rounds, under both length-penalty rules: see scripts/bench_ctranslate2.py.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import resource
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
+from torch.profiler import record_function
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -159,11 +167,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--profile",
         metavar="OUT",
-        help="instead of the tables, profile beam 5 at batch 64 over the sentences with "
-        "torch.profiler: OUT.txt (operators by self time) and OUT.trace.json",
+        help="instead of the tables, profile beam 5 at --batch (default 64) over the sentences "
+        "with torch.profiler: OUT.txt (phases, operators by self time) and OUT.trace.json",
     )
+    parser.add_argument(
+        "--ctranslate2",
+        action="store_true",
+        help="compare with CTranslate2 on the same weights (needs the export extra)",
+    )
+    parser.add_argument("--beam", type=int, default=5, help="beam of --ctranslate2")
+    parser.add_argument(
+        "--batch", type=int, help="batch size of --ctranslate2 (default 32) and --profile (64)"
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of --ctranslate2")
     args = parser.parse_args(argv)
     retain_freed_memory()
+    if args.ctranslate2:
+        return side_by_side(args)
 
     # over-long lines are truncated (and warned about) at every repetition: warn once here
     logging.getLogger("seq2seq.inference.translate").setLevel(logging.ERROR)
@@ -186,14 +206,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{device}, {threads} threads, precision {args.precision}"
         )
     if args.profile:
-        translator = make_translator(run, beam=5, batch_size=64, precision=args.precision)
-        list(translator.translate(lines[:64]))  # warm-up
-        phases = ("encode", "decoder step", "reorder state")
-        with profiled(args.profile, phases=phases) as prof:
-            list(translator.translate(lines))
-        print(prof.table)
-        print(f"written: {prof.table_path}, {prof.trace_path}")
-        return 0
+        return profile_beam(run, lines, args)
     rows = []
     for beam in (1, 5):
         for batch_size in (1, 64):
@@ -216,6 +229,92 @@ def main(argv: list[str] | None = None) -> int:
     )
     print_step_costs(times, batch=args.steps_batch, as_json=args.json)
     return 0
+
+
+#: --profile labels: (phase, module, attribute) of the functions and methods wrapped in a
+#: ``record_function`` of that name while profiling (those missing in this version are skipped).
+PROFILE_LABELS = (
+    ("search: log_softmax", "seq2seq.inference.search", "_log_probs"),
+    ("search: top-k", "seq2seq.inference.search", "_expand"),
+    ("search: length penalty and stopping", "seq2seq.inference.search", "_best_finished"),
+    ("search: length penalty and stopping", "seq2seq.inference.search", "_cannot_improve"),
+    ("search: host sync", "seq2seq.inference.search", "_fetch"),
+    ("search: token history", "seq2seq.inference.hypotheses", "History.extend"),
+    ("search: token history", "seq2seq.inference.hypotheses", "History.select"),
+    ("search: finished hypotheses", "seq2seq.inference.hypotheses", "Finished.add"),
+    ("step: embedding", "seq2seq.models.transformer", "TransformerSeq2Seq._embed"),
+    ("step: attention", "seq2seq.attention.module", "Attention.forward"),
+    ("step: self-attention K/V", "seq2seq.attention.module", "Attention.memory"),
+    ("step: cache extend", "seq2seq.attention.memory", "AttentionMemory.extend"),
+    ("step: feed-forward", "seq2seq.models.transformer", "FeedForward.forward"),
+    ("step: output projection", "seq2seq.models.embeddings", "OutputProjection.forward"),
+)
+
+
+@contextlib.contextmanager
+def labelled_phases() -> Iterator[list[str]]:
+    """Wraps the functions of PROFILE_LABELS in ``record_function``; yields the phases."""
+    import importlib
+
+    undo, phases = [], []
+    for label, module_name, attribute in PROFILE_LABELS:
+        owner = importlib.import_module(module_name)
+        *path, name = attribute.split(".")
+        for part in path:
+            owner = getattr(owner, part, None)
+        original = getattr(owner, name, None) if owner is not None else None
+        if original is None:
+            continue
+
+        def wrapped(*a, _f=original, _label=label, **kw):
+            with record_function(_label):
+                return _f(*a, **kw)
+
+        setattr(owner, name, wrapped)
+        undo.append((owner, name, original))
+        if label not in phases:
+            phases.append(label)
+    try:
+        yield phases
+    finally:
+        for owner, name, original in reversed(undo):
+            setattr(owner, name, original)
+
+
+def profile_beam(run, lines: list[str], args: argparse.Namespace) -> int:
+    """--profile: beam 5 at --batch (default 64) under torch.profiler, the search's parts and
+    the decoder step's parts labelled (see PROFILE_LABELS)."""
+    batch = args.batch or 64
+    translator = make_translator(run, beam=5, batch_size=batch, precision=args.precision)
+    list(translator.translate(lines[:batch]))  # warm-up
+    start = time.perf_counter()
+    list(translator.translate(lines))
+    plain = time.perf_counter() - start
+    with labelled_phases() as labels:
+        phases = ("encode", "decoder step", "reorder state", *labels)
+        with profiled(args.profile, phases=phases) as prof:
+            list(translator.translate(lines))
+    print(
+        f"unprofiled: {plain:.2f} s, {len(lines) / plain:.1f} sentences/s (beam 5, batch {batch})"
+    )
+    print(prof.table)
+    print(f"written: {prof.table_path}, {prof.trace_path}")
+    return 0
+
+
+def side_by_side(args: argparse.Namespace) -> int:
+    """``--ctranslate2``: this toolkit against CTranslate2 (scripts/bench_ctranslate2.py)."""
+    import bench_ctranslate2
+
+    from seq2seq.checkpoint import find_checkpoint, load_checkpoint
+    from seq2seq.config import config_from_dict
+
+    state = load_checkpoint(find_checkpoint(args.run), map_location="meta")
+    config = config_from_dict(state["config"])
+    src = find_test_file(args.data, config.data.src_lang)
+    ref = find_test_file(args.data, config.data.tgt_lang)
+    args.threads, args.batch = args.threads or 2, args.batch or 32
+    return bench_ctranslate2.main(args.run, src, ref, config, args)
 
 
 def print_step_costs(times: list[float], *, batch: int, as_json: bool) -> None:
