@@ -18,7 +18,7 @@ from seq2seq.config import load_config
 from seq2seq.experiments.report import COLUMNS, table_row
 from seq2seq.experiments.runner import read_segments, valid_times
 from seq2seq.viz.common import PlotError
-from seq2seq.viz.compare import plot_bleu_vs_time
+from seq2seq.viz.panels import plot_bleu_vs_time
 
 _spec = importlib.util.spec_from_file_location(
     "run_factory", Path(__file__).parent / "training" / "run_factory.py"

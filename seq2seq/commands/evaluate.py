@@ -48,16 +48,16 @@ def add_parser(subparsers) -> None:
 
 def _read_gold(path: str, n_pairs: int) -> list[tuple[set, set]]:
     """(sure, possible) links of every line of a gold alignment file with n_pairs lines."""
-    from seq2seq.data import DataError, read_lines
-    from seq2seq.evaluation.alignment import parse_pharaoh
+    from seq2seq.data import DataError
+    from seq2seq.data.pharaoh import read_alignments
 
-    lines = read_lines(path)
-    if len(lines) != n_pairs:
+    gold = read_alignments(path)
+    if len(gold) != n_pairs:
         raise DataError(
-            f"{path} has {len(lines)} lines but --src has {n_pairs}; expected one "
+            f"{path} has {len(gold)} lines but --src has {n_pairs}; expected one "
             "alignment line per sentence pair"
         )
-    return [parse_pharaoh(line, where=f"{path}, line {n}") for n, line in enumerate(lines, 1)]
+    return gold
 
 
 def run(args: argparse.Namespace) -> int:
@@ -65,8 +65,8 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from seq2seq.data import read_parallel
-    from seq2seq.evaluation.alignment import alignment_error_rate
     from seq2seq.evaluation.metrics import corpus_scores
+    from seq2seq.evaluation.word_alignment import alignment_error_rate
 
     check_outputs(
         [("--hyp-out", args.hyp_out)],

@@ -96,7 +96,7 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     """Gather the attention of every requested sentence and write the plot(s)."""
     from seq2seq.inference.translate import Translator
-    from seq2seq.viz.alignments import select_layers_heads
+    from seq2seq.viz.figures import select_layers_heads
 
     suffix = "." + output_format(args.out, SUPPORTED_SUFFIXES)
     if args.input is not None and args.tgt is not None:
@@ -137,7 +137,7 @@ def _targets(args, suffix: str, lines: list[int]) -> list[tuple[int, Path]]:
 
 
 def _write(examples: list[AttentionExample], targets: list[Path], args, suffix: str) -> list[Path]:
-    from seq2seq.viz.alignments import plot_example
+    from seq2seq.viz.figures import plot_example
     from seq2seq.viz.html import write_attention_html
 
     if suffix == ".html":

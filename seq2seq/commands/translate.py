@@ -233,7 +233,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from seq2seq.data import iter_lines
-    from seq2seq.evaluation.alignment import format_pharaoh
+    from seq2seq.data.pharaoh import format_alignment
 
     output = ("--output", args.output) if args.output else ("the standard output", sys.stdout)
     given = ("--input", args.input) if args.input else ("the standard input", sys.stdin)
@@ -272,7 +272,7 @@ def run(args: argparse.Namespace) -> int:
         for index, translation in enumerate(translator.stream(lines, prefixes)):
             out.write(format_nbest(index, translation.nbest) if n_best else translation.text + "\n")
             if align_out is not None:
-                align_out.write(format_pharaoh(translation.alignment or []) + "\n")
+                align_out.write(format_alignment(translation.alignment or []) + "\n")
             progress.update(1)
             if (index + 1) % translator.chunk_size == 0:
                 out.flush()

@@ -7,7 +7,7 @@ and says "halb neun" for half past eight. Deterministic by seed.
 
 Files written to `out_dir`, for each split in train, valid, test:
   {split}.en, {split}.de   one sentence per line, UTF-8
-  {split}.align            gold word alignments in Pharaoh format (see `seq2seq.data.align`):
+  {split}.align            gold word alignments in Pharaoh format (see `seq2seq.data.pharaoh`):
                            "i-j" sure, "ipj" possible; i = English word, j = German word,
                            0-based, words = whitespace-separated tokens.
 The splits are disjoint (no English sentence occurs twice in the corpus).
@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from seq2seq.data.align import format_alignment
+from seq2seq.data.pharaoh import format_alignment
 from seq2seq.demo.grammar import (
     PERIODS,
     Phrase,

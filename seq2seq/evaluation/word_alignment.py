@@ -5,9 +5,8 @@ merged from subword pieces into words — the weights of a source word's pieces 
 rows of a target word's pieces averaged — and each target word is linked to the source word it
 attends to most (the attention-argmax baseline of Garg et al. 2019, arXiv:1909.02074).
 
-Pharaoh format: one line per sentence pair, links "i-j" (source word i, target word j, 0-based,
-words = whitespace-separated tokens), sorted. Gold files may also hold possible links, written
-"ipj" (the demo corpus, `seq2seq.data.align`) or "i?j".
+Links are written and read in Pharaoh format by `seq2seq.data.pharaoh` ("i-j": source word i,
+target word j, 0-based; gold files may also hold possible links, "ipj" or "i?j").
 
 AER (Och & Ney 2003, "A Systematic Comparison of Various Statistical Alignment Models"), over a
 corpus with predicted links A, sure links S and possible links P (S ⊆ P):
@@ -21,7 +20,6 @@ from collections.abc import Iterable, Sequence
 import torch
 from torch import Tensor
 
-from seq2seq.data.align import parse_alignment
 from seq2seq.data.tokenizer import WORD_START, Tokenizer
 
 __all__ = [
@@ -29,8 +27,6 @@ __all__ = [
     "Link",
     "alignment_error_rate",
     "attention_alignment",
-    "format_pharaoh",
-    "parse_pharaoh",
     "pieces_to_words",
     "select_attention",
 ]
@@ -115,19 +111,6 @@ def attention_alignment(
     words = tgt_mean @ w @ src_onehot  # [Wt, Ws]
     best = words.argmax(dim=1).tolist()
     return sorted((i, j) for j, i in enumerate(best))
-
-
-def format_pharaoh(links: Iterable[Link]) -> str:
-    """Links -> "i-j i-j ..." sorted by (source, target)."""
-    return " ".join(f"{i}-{j}" for i, j in sorted(set(links)))
-
-
-def parse_pharaoh(line: str, *, where: str = "alignment") -> tuple[set[Link], set[Link]]:
-    """ "0-0 1p2 3?1" -> (sure, possible); possible includes the sure links (S ⊆ P).
-
-    "i-j" is sure; "ipj" and "i?j" are possible. Errors name `where` (file and line).
-    """
-    return parse_alignment(line.replace("?", "p"), where=where)
 
 
 def alignment_error_rate(

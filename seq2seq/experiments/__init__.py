@@ -1,6 +1,6 @@
 """Experiments over several configs: ``seq2seq compare`` (train, evaluate, report)."""
 
-from seq2seq.experiments.compare import run_comparison
+from seq2seq.experiments.pipeline import run_comparison
 from seq2seq.experiments.variants import (
     CompareError,
     Comparison,

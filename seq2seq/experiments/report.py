@@ -68,7 +68,7 @@ def write_report(
     comparison: Comparison, *, max_time: str, budget: float, sentence: str | None, command: str
 ) -> None:
     """Figures, results.json and report.md in ``comparison.out_dir``."""
-    from seq2seq.viz.compare import plot_bleu_vs_time
+    from seq2seq.viz.panels import plot_bleu_vs_time
 
     out = comparison.out_dir
     out.mkdir(parents=True, exist_ok=True)
@@ -119,7 +119,7 @@ def _alignment_figure(comparison: Comparison, sentence: str, path: Path) -> dict
     """alignments.png: cross-attention (last layer, mean of heads) of every variant's greedy
     translation of ``sentence``; returns {variant: that translation}."""
     from seq2seq.inference.translate import Translator
-    from seq2seq.viz.compare import AlignmentPanel, plot_alignment_panels
+    from seq2seq.viz.panels import AlignmentPanel, plot_alignment_panels
 
     panels, outputs = [], {}
     for variant in comparison.variants:

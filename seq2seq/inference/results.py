@@ -6,7 +6,7 @@ import itertools
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
-from seq2seq.evaluation.alignment import Link
+from seq2seq.evaluation.word_alignment import Link
 from seq2seq.inference.decode import DecodeError
 from seq2seq.viz.example import AttentionExample
 

@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from seq2seq.evaluation.alignment import (
+from seq2seq.evaluation.word_alignment import (
     Link,
     attention_alignment,
     pieces_to_words,

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from seq2seq.data import DataError, TokenBatchSampler, Tokenizer, read_parallel
-from seq2seq.data.align import read_alignments
 from seq2seq.data.io import check_same_length, count_lines
+from seq2seq.data.pharaoh import read_alignments
 from seq2seq.data.prepared import PreparedData
 from seq2seq.training.distributed import DistInfo
 from seq2seq.training.validation import ValidSet, make_batches

@@ -1,6 +1,6 @@
 """The training session: the run directory, data, model and optimizer the loop works with.
 
-:mod:`seq2seq.training.startup` builds it; :mod:`seq2seq.training.checkpointing` saves and
+:mod:`seq2seq.training.startup` builds it; :mod:`seq2seq.training.saving` saves and
 restores it.
 """
 

@@ -20,7 +20,7 @@ from seq2seq.data import Tokenizer
 from seq2seq.data.prepared import PREPARED_DIR, PreparedData, prepare, stale_reason
 from seq2seq.models import build_model
 from seq2seq.runtime.precision import Precision, resolve_precision
-from seq2seq.training import checkpointing, distributed
+from seq2seq.training import distributed, saving
 from seq2seq.training.corpus import Corpora, make_sampler, validation_set
 from seq2seq.training.distributed import DistInfo
 from seq2seq.training.rundir import MetricsLog, RunDirError, clear_run_dir, remove_temporaries
@@ -41,7 +41,7 @@ def start_run_dir(
     A refused run or bad data change nothing: ``prepare`` reads every training line before its
     first write, and ``--overwrite`` removes the old run's files only after that.
     """
-    checkpointing.check_start(cfg, run_dir, resume=resume, overwrite=overwrite)
+    saving.check_start(cfg, run_dir, resume=resume, overwrite=overwrite)
     if resume:
         check_prepared_for_resume(cfg, run_dir)
     else:
@@ -117,7 +117,7 @@ def build_session(
     )
     model = session.model
     if resume:
-        checkpointing.restore(session, checkpointing.resume_path(run_dir))
+        saving.restore(session, saving.resume_path(run_dir))
     elif info.enabled:
         seed_everything(cfg.train.seed + 1000 * info.rank)  # distinct dropout per process
     if resume and info.is_main:

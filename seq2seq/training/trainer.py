@@ -31,7 +31,7 @@ from seq2seq.config import Config, parse_duration
 from seq2seq.data import Batch
 from seq2seq.data.loader import BatchLoader
 from seq2seq.runtime.device import configure_threads, peak_memory_mib, resolve_device, set_tf32
-from seq2seq.training import checkpointing, distributed
+from seq2seq.training import distributed, saving
 from seq2seq.training.corpus import read_corpora
 from seq2seq.training.distributed import DistInfo
 from seq2seq.training.loss import label_smoothed_cross_entropy
@@ -226,7 +226,7 @@ def save_last(s: Session) -> None:
     """Writes last.pt (only) with the state after the latest update, on rank 0."""
     rng_states = distributed.gather_objects(capture_rng(), s.info)
     if s.info.is_main:
-        data = serialize_checkpoint(checkpointing.checkpoint_dict(s, rng_states))
+        data = serialize_checkpoint(saving.checkpoint_dict(s, rng_states))
         save_checkpoint(data, s.run_dir / "last.pt")
     distributed.barrier(s.info)
 
@@ -369,7 +369,7 @@ def check_finite(s: Session, window: Window) -> float | None:
         if not (math.isfinite(loss) and math.isfinite(norm)):
             raise TrainingError(
                 f"non-finite loss at step {step} (loss {loss}, gradient norm {norm}); training"
-                f" stopped. {checkpointing.last_good_note(s)} Try a lower train.lr, a longer"
+                f" stopped. {saving.last_good_note(s)} Try a lower train.lr, a longer"
                 " train.warmup_steps or train.clip_norm."
             )
     window.checks.clear()
@@ -441,8 +441,8 @@ def validate_and_save(s: Session) -> bool:
             **record,
         }
         s.metrics.append(record)
-        improved, stop = checkpointing.update_best(s, record)
-        checkpointing.save(s, rng_states, best=improved)
+        improved, stop = saving.update_best(s, record)
+        saving.save(s, rng_states, best=improved)
         refresh_plots(s)
         logger.info(
             "valid step %d | loss %.4f | ppl %.2f | BLEU %.2f%s%s",

@@ -23,13 +23,13 @@ import torch
 from torch import Tensor, nn
 
 from seq2seq.data import collate
-from seq2seq.evaluation.alignment import (
+from seq2seq.evaluation.metrics import corpus_bleu
+from seq2seq.evaluation.word_alignment import (
     alignment_error_rate,
     attention_alignment,
     pieces_to_words,
     select_attention,
 )
-from seq2seq.evaluation.metrics import corpus_bleu
 from seq2seq.inference.decode import DecodeOptions, decode_ids
 from seq2seq.inference.translate import Translator
 from seq2seq.runtime.precision import Precision

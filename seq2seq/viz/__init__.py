@@ -8,14 +8,14 @@ model on a sentence as an `AttentionExample`.
 
 from __future__ import annotations
 
-from seq2seq.viz.alignments import (
+from seq2seq.viz.common import STATIC_SUFFIXES, SUPPORTED_SUFFIXES, PlotError
+from seq2seq.viz.curves import load_metrics, plot_training_curves
+from seq2seq.viz.example import SLOTS, AttentionExample
+from seq2seq.viz.figures import (
     plot_example,
     save_validation_plots,
     select_layers_heads,
 )
-from seq2seq.viz.common import STATIC_SUFFIXES, SUPPORTED_SUFFIXES, PlotError
-from seq2seq.viz.curves import load_metrics, plot_training_curves
-from seq2seq.viz.example import SLOTS, AttentionExample
 from seq2seq.viz.heatmap import plot_alignment, plot_attention_grid
 from seq2seq.viz.html import write_attention_html
 from seq2seq.viz.words import merge_labels, merge_to_words, word_ids

@@ -9,7 +9,7 @@ import logging
 import pytest
 
 from seq2seq.data import DataError, iter_lines, read_lines, read_parallel
-from seq2seq.data.align import format_alignment, parse_alignment, read_alignments
+from seq2seq.data.pharaoh import format_alignment, parse_alignment, read_alignments
 
 RAW = "first line\r\nzweite Zeile mit Umlauten äöü\nthird\rstill third\nlast without newline"
 EXPECTED = [

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from seq2seq.data import read_lines
-from seq2seq.data.align import parse_alignment, read_alignments
+from seq2seq.data.pharaoh import parse_alignment, read_alignments
 from seq2seq.demo.corpus import (
     NOUNS,
     counted,

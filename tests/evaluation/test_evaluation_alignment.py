@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
+from seq2seq.data.pharaoh import format_alignment as format_pharaoh
+from seq2seq.data.pharaoh import parse_alignment as parse_pharaoh
 from seq2seq.evaluation import (
     alignment_error_rate,
     attention_alignment,
-    format_pharaoh,
-    parse_pharaoh,
     pieces_to_words,
     select_attention,
 )

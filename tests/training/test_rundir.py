@@ -11,7 +11,6 @@ import pytest
 import torch
 
 from seq2seq.checkpoint import save_checkpoint
-from seq2seq.training.checkpointing import resume_path
 from seq2seq.training.rundir import (
     MetricsLog,
     RunDirError,
@@ -19,6 +18,7 @@ from seq2seq.training.rundir import (
     clear_run_dir,
     run_entries,
 )
+from seq2seq.training.saving import resume_path
 
 
 def test_overwrite_removes_every_checkpoint_and_nothing_else(tmp_path: Path) -> None:

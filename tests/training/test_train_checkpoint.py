@@ -26,7 +26,7 @@ from seq2seq.checkpoint import (
 from seq2seq.cli import main
 from seq2seq.config import config_from_dict
 from seq2seq.data import Tokenizer, read_lines
-from seq2seq.training import checkpointing
+from seq2seq.training import saving
 
 
 def _ckpt(value: float, size: int = 4) -> dict:
@@ -176,14 +176,14 @@ def test_load_run_errors(tmp_path: Path, tiny_run: Path) -> None:
 
 def test_last_pt_is_written_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     written = []
-    monkeypatch.setattr(checkpointing, "checkpoint_dict", lambda s, rng: _ckpt(1.0))
-    monkeypatch.setattr(checkpointing, "save_checkpoint", lambda data, path: written.append(path))
+    monkeypatch.setattr(saving, "checkpoint_dict", lambda s, rng: _ckpt(1.0))
+    monkeypatch.setattr(saving, "save_checkpoint", lambda data, path: written.append(path))
     session = SimpleNamespace(
         run_dir=tmp_path,
         cfg=SimpleNamespace(train=SimpleNamespace(keep_checkpoints=2)),
         state=SimpleNamespace(step=50),
     )
-    checkpointing.save(session, [], best=True)
+    saving.save(session, [], best=True)
     assert [p.name for p in written] == ["last.pt", "best.pt", "step_50.pt"]
 
 
@@ -248,7 +248,7 @@ def test_resume_refuses_another_subword_model(tiny_run: Path, tmp_path: Path) ->
     _other_subword_model(tiny_run, run)
     cfg = config_from_dict(load_checkpoint(run / "last.pt")["config"])
     with pytest.raises(CheckpointError, match="does not belong to the subword model"):
-        checkpointing.check_start(cfg, run, resume=True, overwrite=False)
+        saving.check_start(cfg, run, resume=True, overwrite=False)
 
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf")])
