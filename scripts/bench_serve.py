@@ -17,7 +17,8 @@ What is measured, on loopback, on the source side of Multi30k test_2016_flickr (
   the same beam; its time is the command's wall time minus that of the same command on an
   empty input (start-up and model loading), so both sides count translation only.
 Each round measures everything once; the table shows the median of the rounds (and the
-share of the batch job's sentences/s reached at each concurrency). The server and the clients
+share of the batch job's sentences/s reached at each concurrency, and the mean number of
+requests per model batch, read from the server's /health counters). The server and the clients
 share the machine's cores, as a batch job and its reader would not.
 """
 
@@ -28,6 +29,7 @@ import gzip
 import http.client
 import json
 import shlex
+import socket
 import statistics
 import subprocess
 import sys
@@ -51,8 +53,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--beam", type=int, default=5)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--out", type=Path, help="also write the report here")
-    p.add_argument("server_args", nargs="*", help="after --: options of `seq2seq serve`")
-    return p.parse_args(argv)
+    p.add_argument("--", dest="server_args", metavar="SERVE_OPTION", nargs="*",
+                   help="options of `seq2seq serve` for the server (after --)")  # fmt: skip
+    argv = sys.argv[1:] if argv is None else argv
+    cut = argv.index("--") if "--" in argv else len(argv)
+    args = p.parse_args(argv[:cut])
+    args.server_args = argv[cut + 1 :]
+    return args
 
 
 def read_sentences(path: Path) -> list[str]:
@@ -86,6 +93,7 @@ class Server:
                 host_port = line.split()[2].split("//")[1].rstrip("/")
                 host, port = host_port.rsplit(":", 1)
                 self.address = (host, int(port))
+                self.banner = line.strip()
                 started.set()
         started.set()
 
@@ -100,7 +108,16 @@ class Client:
 
     def __init__(self, address: tuple[str, int], beam: int) -> None:
         self.address, self.beam = address, beam
-        self.conn = http.client.HTTPConnection(*address, timeout=120)
+        self.conn = self._connect()
+
+    def _connect(self) -> http.client.HTTPConnection:
+        """A connection without Nagle's delay (http.client sends the headers and the body in
+        two writes; the second would wait ~40 ms for the server's delayed ACK), as urllib3,
+        httpx and browsers set it."""
+        conn = http.client.HTTPConnection(*self.address, timeout=120)
+        conn.connect()
+        conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return conn
 
     def translate(self, text: str) -> str:
         body = json.dumps({"text": text, "beam": self.beam})
@@ -110,7 +127,7 @@ class Client:
             data = response.read()
         except (OSError, http.client.HTTPException):
             self.conn.close()
-            self.conn = http.client.HTTPConnection(*self.address, timeout=120)
+            self.conn = self._connect()
             raise
         if response.status != 200:
             raise RuntimeError(f"HTTP {response.status}: {data[:200]!r}")
@@ -186,25 +203,39 @@ def batch_job(run: str, beam: int, sentences: list[str], tmp: Path) -> tuple[flo
 # --- rounds and the report --------------------------------------------------------------------
 
 
+def health(address) -> dict:
+    conn = http.client.HTTPConnection(*address, timeout=30)
+    try:
+        conn.request("GET", "/health")
+        return json.loads(conn.getresponse().read())
+    finally:
+        conn.close()
+
+
 def one_round(args, address, sentences, word_sentences, tmp: Path) -> dict:
     result: dict = {"batch": batch_job(args.run, args.beam, sentences, tmp)}
     for clients in args.levels:
+        before = health(address)
         result[clients] = load(address, args.beam, sentences, clients)
+        after = health(address)
+        batches = max(1, after["batches"] - before["batches"])
+        result[clients]["per_batch"] = (after["jobs"] - before["jobs"]) / batches
     result["words"] = load(address, args.beam, word_sentences, 1)
     return result
 
 
-def report(args, rounds: list[dict], n: int, n_words: int, server_cmd: list[str]) -> str:
+def report(args, rounds: list[dict], n: int, n_words: int, server: Server) -> str:
     med = statistics.median
     batch = med(r["batch"][0] for r in rounds)
     lines = [
         f"$ python scripts/bench_serve.py {' '.join(shlex.quote(a) for a in sys.argv[1:])}",
-        f"server: seq2seq {' '.join(shlex.quote(a) for a in server_cmd[3:])}",
+        f"server: seq2seq {' '.join(shlex.quote(a) for a in server.cmd[3:])}",
+        f"  {server.banner}",
         f"{n} requests of one Multi30k test sentence each per concurrency, beam {args.beam}, "
-        f"median of {len(rounds)} round(s); torch threads: the server's default (all cores)",
+        f"median of {len(rounds)} round(s)",
         "",
         f"{'clients':>8} {'sent/s':>8} {'vs batch':>9} {'p50 ms':>8} {'p95 ms':>8} "
-        f"{'p99 ms':>8} {'errors':>7}",
+        f"{'p99 ms':>8} {'errors':>7} {'req/batch':>10}",
     ]
     for clients in args.levels:
         rows = [r[clients] for r in rounds]
@@ -212,7 +243,7 @@ def report(args, rounds: list[dict], n: int, n_words: int, server_cmd: list[str]
         lines.append(
             f"{clients:>8} {sent:>8.1f} {sent / batch:>8.0%} {med(x['p50'] for x in rows):>8.0f} "
             f"{med(x['p95'] for x in rows):>8.0f} {med(x['p99'] for x in rows):>8.0f} "
-            f"{sum(x['errors'] for x in rows):>7}"
+            f"{sum(x['errors'] for x in rows):>7} {med(x['per_batch'] for x in rows):>10.1f}"
         )
     lines.append(f"{'batch':>8} {batch:>8.1f} {'100%':>9}   (seq2seq translate, one job)")
     words = [r["words"] for r in rounds]
@@ -255,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"round {i + 1}/{args.rounds} done", file=sys.stderr)
     finally:
         server.stop()
-    text = report(args, rounds, len(sentences), len(word_sentences), server.cmd)
+    text = report(args, rounds, len(sentences), len(word_sentences), server)
     print(text, end="")
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -89,7 +89,9 @@ def add_parser(subparsers) -> None:
         "--max-body-bytes", type=positive_int, default=1_000_000, help="request body size"
     )
     p.add_argument(
-        "--threads", type=positive_int, help="torch threads of the model (default: all cores)"
+        "--threads",
+        type=positive_int,
+        help="torch threads of the model (default: the cores but one, left to the HTTP side)",
     )
     p.add_argument(
         "--shutdown-timeout",
@@ -125,7 +127,8 @@ def _server(args: argparse.Namespace, sock: socket.socket) -> tuple[Any, str]:
     from seq2seq.serve.app import Batching, create_app
     from seq2seq.serve.schema import Limits
 
-    threads = configure_threads(args.threads)
+    cores = configure_threads(None)  # all of them, or what the affinity mask allows
+    threads = configure_threads(args.threads or max(1, cores - 1))
     translator = load_translator(args)
     max_beam = args.max_beam or max(10, translator.beam)
     if translator.beam > max_beam:
@@ -147,16 +150,28 @@ def _server(args: argparse.Namespace, sock: socket.socket) -> tuple[Any, str]:
 
 
 def _bind(host: str, port: int) -> socket.socket:
-    """A listening socket on host:port (an error naming the option when it cannot be had)."""
+    """A listening TCP socket on host:port (an error naming the option when it cannot be had).
+
+    Made with protocol IPPROTO_TCP (not 0, as `socket.create_server` does) so that asyncio
+    turns Nagle's algorithm off on each connection: otherwise the body of every response,
+    written after its headers, waits ~40 ms for the client's delayed ACK.
+    """
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        infos = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP, flags=socket.AI_PASSIVE
+        )
     except socket.gaierror as e:
         raise ServeError(f"--host {host}: {e.strerror}") from None
-    family, _, _, _, address = infos[0]
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
     try:
-        return socket.create_server(address, family=family, backlog=2048)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(2048)
     except OSError as e:
+        sock.close()
         raise ServeError(f"--host {host} --port {port}: {e.strerror or e}") from None
+    return sock
 
 
 def _is_loopback(host: str) -> bool:

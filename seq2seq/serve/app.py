@@ -83,6 +83,7 @@ class _Service:
     def __init__(self, translator: Translator, limits: Limits, batching: Batching) -> None:
         self.translator, self.limits, self.batching = translator, limits, batching
         self.batcher: Batcher | None = None
+        self.in_flight = 0  # translate requests received and not yet answered
         self.description = {
             **translator.describe(),
             "limits": asdict(limits),
@@ -116,12 +117,26 @@ class _Service:
         batcher = self.batcher
         if batcher is None:
             return JSONResponse({"status": "stopping"}, status_code=503)
-        return JSONResponse({"status": "ok", "queued": batcher.queued, **asdict(batcher.stats)})
+        return JSONResponse(
+            {
+                "status": "ok",
+                "in_flight": self.in_flight,
+                "queued": batcher.queued,
+                **asdict(batcher.stats),
+            }
+        )
 
     async def model(self, request: Request) -> Response:
         return JSONResponse(self.description)
 
     async def translate(self, request: Request) -> Response:
+        self.in_flight += 1
+        try:
+            return await self._translate(request)
+        finally:
+            self.in_flight -= 1
+
+    async def _translate(self, request: Request) -> Response:
         body = await self._read_body(request)
         value = parse_json(body, self.limits)
         req = parse_translate(value, self.limits, self.translator.beam)

@@ -7,6 +7,10 @@ for more to come. It translates them in one call and resolves each job's future 
 share of the results. While the worker is busy, new jobs queue up, so under load each batch
 takes what arrived during the previous one: throughput grows with concurrency.
 
+The wait is for company, so it happens only under concurrency: when the oldest job arrived
+while the worker was busy, or the previous batch held several jobs. A lone client on an idle
+server is never delayed.
+
 The cost of a text is its number of source subwords (+1 for the end of sentence) times the
 beam, a measure of the decoder's work; a single job over the budget runs alone.
 """
@@ -63,6 +67,8 @@ class Batcher:
         self._jobs: list[Job] = []
         self._cond = threading.Condition()
         self._closed = False
+        self._busy_until = 0.0  # when the last batch finished (monotonic)
+        self._last_jobs = 0  # how many jobs it held
         self._thread = threading.Thread(target=self._loop, name="seq2seq-batcher", daemon=True)
         self._thread.start()
 
@@ -94,6 +100,7 @@ class Batcher:
     def _loop(self) -> None:
         while (batch := self._next_batch()) is not None:
             self._serve(batch)
+            self._busy_until, self._last_jobs = time.monotonic(), len(batch)
 
     def _next_batch(self) -> list[Job] | None:
         """The next group of compatible jobs, once full or once its oldest job has waited
@@ -104,7 +111,8 @@ class Batcher:
                     return None
                 self._cond.wait()
             first = self._jobs[0]
-            deadline = first.arrived + self.max_wait
+            concurrent = first.arrived < self._busy_until or self._last_jobs > 1
+            deadline = first.arrived + (self.max_wait if concurrent else 0.0)
             while True:
                 group, full = self._group(first.key)
                 remaining = deadline - time.monotonic()

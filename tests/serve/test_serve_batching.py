@@ -74,17 +74,28 @@ def test_token_budget_bounds_a_batch_but_a_large_job_runs_alone():
     ]
 
 
-def test_the_first_job_waits_up_to_max_wait_for_company():
+def test_under_concurrency_the_first_job_waits_up_to_max_wait_for_company():
     recorder = Recorder()
+    batcher = _busy_batcher(recorder, max_tokens=100, max_wait=0.4)
+    first = batcher.submit(["a"], "A", 1)  # arrives while the worker is busy: concurrency
     recorder.release.set()
-    batcher = Batcher(recorder, max_tokens=100, max_wait=0.4)
     start = time.monotonic()
-    first = batcher.submit(["a"], "A", 1)
     time.sleep(0.1)
     second = batcher.submit(["b"], "A", 1)
     assert first.result(5) == ["A:a"] and second.result(5) == ["A:b"]
-    assert time.monotonic() - start >= 0.35  # nobody filled the budget: it waited
-    assert recorder.batches == [(["a", "b"], "A")]
+    assert time.monotonic() - start >= 0.25  # nobody filled the budget: it waited
+    assert recorder.batches[1:] == [(["a", "b"], "A")]
+    batcher.close(5)
+
+
+def test_a_lone_client_is_not_delayed():
+    recorder = Recorder()
+    recorder.release.set()
+    batcher = Batcher(recorder, max_tokens=100, max_wait=2.0)
+    for text in ("a", "b", "c"):  # one request at a time, each after the previous answer
+        start = time.monotonic()
+        assert batcher.submit([text], "A", 1).result(5) == [f"A:{text}"]
+        assert time.monotonic() - start < 1.0
     batcher.close(5)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import socket
+import statistics
 import threading
 import time
 
@@ -60,26 +61,44 @@ def test_a_hundred_bad_requests_leave_the_server_serving(server_process, transla
     assert server.proc.poll() is None
 
 
-def test_sigterm_lets_the_request_in_flight_finish(server_process, translator):
-    server = server_process("--max-wait-ms", "1500")  # a request waits 1.5 s for company
-    texts = (SENTENCES * 6)[:32]
-    answer: list = []
-    client = threading.Thread(
-        target=lambda: answer.append(post_json(server.url + "v1/translate", {"text": texts}))
-    )
-    client.start()
+def test_answers_are_not_held_back_by_nagles_algorithm(server_process):
+    server = server_process()
+    took = []
+    for _ in range(15):  # headers and body are two writes: with Nagle, the body waits ~40 ms
+        start = time.perf_counter()
+        assert get_json(server.url + "health")[0] == 200
+        took.append(time.perf_counter() - start)
+    assert statistics.median(took) < 0.02, took
+
+
+def test_sigterm_lets_the_requests_in_flight_finish(server_process, translator):
+    server = server_process("--max-wait-ms", "1500")
+    url = server.url + "v1/translate"
+    batch = (SENTENCES * 11)[:64]  # keeps the worker busy ...
+    late = SENTENCES[:2]  # ... so this one, arriving meanwhile, waits 1.5 s for company
+    answers: dict[str, tuple] = {}
+    clients = [
+        threading.Thread(target=lambda: answers.update(batch=post_json(url, {"text": batch}))),
+        threading.Thread(target=lambda: answers.update(late=post_json(url, {"text": late}))),
+    ]
+    for client in clients:
+        client.start()
+        time.sleep(0.1)
     deadline = time.monotonic() + 10
-    while get_json(server.url + "health")[1]["queued"] == 0:  # the request is in the server
+    while get_json(server.url + "health")[1]["in_flight"] < 2 and "late" not in answers:
         assert time.monotonic() < deadline
         time.sleep(0.02)
+    assert "late" not in answers  # both requests are in the server
     server.proc.send_signal(signal.SIGTERM)
-    client.join(60)
+    for client in clients:
+        client.join(60)
     assert server.proc.wait(60) == 0
-    ((status, body),) = answer
-    assert status == 200
-    assert [t["text"] for t in body["translations"]] == [
-        t.text for t in translator.translate(texts)
-    ]
+    for name, texts in (("batch", batch), ("late", late)):
+        status, body = answers[name]
+        assert status == 200
+        assert [t["text"] for t in body["translations"]] == [
+            t.text for t in translator.translate(texts)
+        ]
     log = "\n".join(server.lines)
     assert "Shutting down" in log and "Traceback" not in log
     with pytest.raises(OSError):  # and nobody listens any more
