@@ -204,6 +204,7 @@ def bench(run: str, src: Path, ref: Path, config, args) -> list[dict]:
     refs = read_text_lines(ref)[: args.max_sentences]
     alpha = config.decode.length_penalty
     results: dict[tuple, list[dict]] = {}
+    outputs: dict[tuple, list[str]] = {}  # first round's translations
     with tempfile.TemporaryDirectory(prefix="bench-ct2-") as tmp:
         exported = export_run(run, Path(tmp))
         for round_ in range(args.rounds):
@@ -228,6 +229,11 @@ def bench(run: str, src: Path, ref: Path, config, args) -> list[dict]:
                     if "unavailable" not in result:
                         hyps = read_text_lines(Path(job["hyp"]))
                         result["bleu"] = corpus_bleu(hyps, refs)
+                        outputs.setdefault((rule, engine, kind), hyps)
+                        fp32 = outputs[(rule, "seq2seq", "fp32")]
+                        result["same_as_fp32"] = sum(
+                            a == b for a, b in zip(hyps, fp32, strict=True)
+                        )
                     results.setdefault((rule, engine, kind), []).append(result)
                     print(f"  round {round_ + 1} {rule:7} {engine} {kind}: {summary(result)}")
     return [median_row(key, rows) for key, rows in results.items()]
@@ -247,9 +253,14 @@ def median_row(key: tuple, rows: list[dict]) -> dict:
     row = {"rule": rule, "engine": engine, "type": kind, "rounds": len(rows)}
     if "unavailable" in rows[0]:
         return {**row, "unavailable": rows[0]["unavailable"]}
+    row["sentences"] = rows[0]["sentences"]
     for field in ("sent_per_s", "tok_per_s", "peak_mib", "seconds"):
         row[field] = statistics.median(r[field] for r in rows)
-    row["bleu"] = rows[0]["bleu"]
+    row["sent_per_s_range"] = (
+        min(r["sent_per_s"] for r in rows),
+        max(r["sent_per_s"] for r in rows),
+    )
+    row["bleu"], row["same_as_fp32"] = rows[0]["bleu"], rows[0]["same_as_fp32"]
     row["bleu_same_every_round"] = len({round(r["bleu"], 4) for r in rows}) == 1
     return row
 
@@ -263,18 +274,24 @@ def print_table(rows: list[dict], alpha: float) -> None:
             else "equal rule: alpha 0 for both (rank by log-probability)"
         )
         print(f"\n{how}")
-        print("| engine | weights | sentences/s | target tokens/s | peak memory (MiB) | BLEU |")
-        print("|---|---|---|---|---|---|")
+        print(
+            "| engine | weights | sentences/s (x fp32; min-max) | target tokens/s "
+            "| peak memory (MiB) | BLEU | outputs equal to this toolkit's fp32 |"
+        )
+        print("|---|---|---|---|---|---|---|")
         base = next(r for r in rows if r["rule"] == rule and r["type"] == "fp32")
         for r in (r for r in rows if r["rule"] == rule):
             name = "this toolkit" if r["engine"] == "seq2seq" else "CTranslate2"
             if "unavailable" in r:
-                print(f"| {name} | {r['type']} | not available | | | |")
+                print(f"| {name} | {r['type']} | not available | | | | |")
                 continue
             ratio = r["sent_per_s"] / base["sent_per_s"] if "sent_per_s" in base else math.nan
+            low, high = r["sent_per_s_range"]
             print(
-                f"| {name} | {r['type']} | {r['sent_per_s']:.1f} ({ratio:.2f}x) | "
-                f"{r['tok_per_s']:.0f} | {r['peak_mib']:.0f} | {r['bleu']:.2f} |"
+                f"| {name} | {r['type']} | {r['sent_per_s']:.1f} ({ratio:.2f}x; "
+                f"{low:.0f}-{high:.0f}) | "
+                f"{r['tok_per_s']:.0f} | {r['peak_mib']:.0f} | {r['bleu']:.2f} | "
+                f"{r['same_as_fp32']} of {r['sentences']} |"
             )
 
 

@@ -48,7 +48,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from seq2seq.checkpoint import load_run
 from seq2seq.data import collate_src, read_lines
 from seq2seq.inference.translate import Translator
-from seq2seq.profiling import profiled
 from seq2seq.runtime.allocator import release_freed_memory, retain_freed_memory
 from seq2seq.runtime.device import configure_threads, peak_memory_mib, resolve_device
 from seq2seq.runtime.precision import DECODE_PRECISIONS, resolve_precision
@@ -180,6 +179,9 @@ def main(argv: list[str] | None = None) -> int:
         "--batch", type=int, help="batch size of --ctranslate2 (default 32) and --profile (64)"
     )
     parser.add_argument("--rounds", type=int, default=3, help="rounds of --ctranslate2")
+    parser.add_argument(
+        "--length-penalty", type=float, metavar="A", help="alpha (default: the run's config)"
+    )
     args = parser.parse_args(argv)
     retain_freed_memory()
     if args.ctranslate2:
@@ -190,6 +192,8 @@ def main(argv: list[str] | None = None) -> int:
     threads = configure_threads(args.threads)
     device = resolve_device(args.device)
     run = load_run(args.run, device=device)
+    if args.length_penalty is not None:
+        run.config.decode.length_penalty = args.length_penalty
     path = find_test_file(args.data, run.config.data.src_lang)
     lines = [line for line in read_lines(path) if line.strip()][: args.max_sentences]
     too_long = sum(
@@ -281,24 +285,73 @@ def labelled_phases() -> Iterator[list[str]]:
             setattr(owner, name, original)
 
 
+#: --profile's time by kind: aten operators (by name) in groups; the rest of the wall-clock
+#: time is Python and dispatch (the search's loop, module calls, argument checks).
+OP_KINDS = (
+    ("matrix products", ("aten::addmm", "aten::mm", "aten::bmm", "aten::baddbmm")),
+    ("attention kernel", ("aten::_scaled_dot_product_flash_attention_for_cpu",)),
+    ("log_softmax and top-k", ("aten::_log_softmax", "aten::topk")),
+    (
+        "copies (cat, index_select, copy_)",
+        ("aten::cat", "aten::index_select", "aten::copy_", "aten::clone", "aten::index"),
+    ),
+)
+
+
+def time_by_kind(averages, wall: float) -> str:
+    """Markdown rows: aten self time by OP_KINDS, other operators, and the remainder."""
+    ops = [e for e in averages if e.key.startswith("aten::")]
+    lines = ["| kind | ms | share of wall time |", "|---|---|---|"]
+    used = 0.0
+    for kind, names in OP_KINDS:
+        ms = sum(e.self_cpu_time_total for e in ops if e.key in names) / 1e3
+        used += ms
+        lines.append(f"| {kind} | {ms:.0f} | {ms / (wall * 1e3):.1%} |")
+    other = sum(e.self_cpu_time_total for e in ops) / 1e3 - used
+    rest = wall * 1e3 - used - other
+    lines.append(
+        f"| other operators (element-wise, layer norm, masks) | {other:.0f} | "
+        f"{other / (wall * 1e3):.1%} |"
+    )
+    lines.append(
+        f"| outside operators: Python, dispatch, profiler | {rest:.0f} | "
+        f"{rest / (wall * 1e3):.1%} |"
+    )
+    return "\n".join(lines) + "\n\n"
+
+
 def profile_beam(run, lines: list[str], args: argparse.Namespace) -> int:
     """--profile: beam 5 at --batch (default 64) under torch.profiler, the search's parts and
-    the decoder step's parts labelled (see PROFILE_LABELS)."""
+    the decoder step's parts labelled (see PROFILE_LABELS), operators' time by kind."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from seq2seq.fileio import write_atomic
+    from seq2seq.profiling import phase_table
+
     batch = args.batch or 64
     translator = make_translator(run, beam=5, batch_size=batch, precision=args.precision)
     list(translator.translate(lines[:batch]))  # warm-up
     start = time.perf_counter()
     list(translator.translate(lines))
     plain = time.perf_counter() - start
-    with labelled_phases() as labels:
-        phases = ("encode", "decoder step", "reorder state", *labels)
-        with profiled(args.profile, phases=phases) as prof:
-            list(translator.translate(lines))
-    print(
-        f"unprofiled: {plain:.2f} s, {len(lines) / plain:.1f} sentences/s (beam 5, batch {batch})"
+    with labelled_phases() as labels, profile(activities=[ProfilerActivity.CPU]) as prof:
+        start = time.perf_counter()
+        list(translator.translate(lines))
+        wall = time.perf_counter() - start
+    averages = prof.key_averages()
+    phases = ("encode", "decoder step", "reorder state", *labels)
+    table = (
+        f"unprofiled: {plain:.2f} s, {len(lines) / plain:.1f} sentences/s (beam 5, batch "
+        f"{batch}, precision {args.precision})\n"
+        + phase_table(averages, phases, wall)
+        + time_by_kind(averages, wall)
+        + averages.table(sort_by="self_cpu_time_total", row_limit=30)
     )
-    print(prof.table)
-    print(f"written: {prof.table_path}, {prof.trace_path}")
+    out = Path(args.profile)
+    write_atomic(table + "\n", out.with_name(out.name + ".txt"), parents=True)
+    prof.export_chrome_trace(str(out.with_name(out.name + ".trace.json")))
+    print(table)
+    print(f"written: {out}.txt, {out}.trace.json")
     return 0
 
 
@@ -314,6 +367,8 @@ def side_by_side(args: argparse.Namespace) -> int:
     src = find_test_file(args.data, config.data.src_lang)
     ref = find_test_file(args.data, config.data.tgt_lang)
     args.threads, args.batch = args.threads or 2, args.batch or 32
+    if args.length_penalty is not None:
+        config.decode.length_penalty = args.length_penalty
     return bench_ctranslate2.main(args.run, src, ref, config, args)
 
 
