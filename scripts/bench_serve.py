@@ -28,6 +28,7 @@ import argparse
 import gzip
 import http.client
 import json
+import os
 import shlex
 import socket
 import statistics
@@ -224,11 +225,26 @@ def one_round(args, address, sentences, word_sentences, tmp: Path) -> dict:
     return result
 
 
+def machine() -> str:
+    """The git commit, the CPU model and core count, the torch version."""
+    rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                         text=True, cwd=ROOT).stdout.strip()  # fmt: skip
+    cpu = next(
+        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+         if line.startswith("model name")),
+        "unknown CPU",
+    ) if Path("/proc/cpuinfo").exists() else "unknown CPU"  # fmt: skip
+    torch = subprocess.run([sys.executable, "-c", "import torch; print(torch.__version__)"],
+                           capture_output=True, text=True).stdout.strip()  # fmt: skip
+    return f"git {rev}, {cpu} x {os.cpu_count()}, torch {torch}"
+
+
 def report(args, rounds: list[dict], n: int, n_words: int, server: Server) -> str:
     med = statistics.median
     batch = med(r["batch"][0] for r in rounds)
     lines = [
         f"$ python scripts/bench_serve.py {' '.join(shlex.quote(a) for a in sys.argv[1:])}",
+        f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {machine()}",
         f"server: seq2seq {' '.join(shlex.quote(a) for a in server.cmd[3:])}",
         f"  {server.banner}",
         f"{n} requests of one Multi30k test sentence each per concurrency, beam {args.beam}, "
