@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from seq2seq.runtime.checks import checks_enabled
+
 from .kernel import expand_mask, explicit_attention, fused_attention, with_causal
 from .memory import AttentionMemory
 
@@ -24,7 +26,10 @@ __all__ = ["Attention"]
 
 
 def _check_shape(name: str, tensor: Tensor, expected: tuple[int | None, ...], labels: str) -> None:
-    """Raise ValueError unless ``tensor`` has the dims of ``expected`` (None matches any size)."""
+    """Raise ValueError unless ``tensor`` has the dims of ``expected`` (None matches any size);
+    skipped inside ``seq2seq.runtime.checks.checked(False)`` (a search's later steps)."""
+    if not checks_enabled():
+        return
     ok = tensor.dim() == len(expected) and all(
         e is None or e == s for e, s in zip(expected, tensor.shape, strict=True)
     )

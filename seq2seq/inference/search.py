@@ -43,6 +43,7 @@ from seq2seq.inference.hypotheses import (
 )
 from seq2seq.inference.sampling import Sampler
 from seq2seq.models.base import Seq2Seq
+from seq2seq.runtime.checks import checked
 from seq2seq.vocab import BOS_ID, EOS_ID, PAD_ID
 
 __all__ = [
@@ -100,7 +101,8 @@ def greedy_search(
         prev = torch.full((n,), BOS_ID, dtype=torch.long, device=dev)
         history = History(n, dev)
         for t in range(int(limit.max())):
-            logits, state, weights = model.step(prev, state, need_weights=need_weights)
+            with checked(t == 0):  # the arguments' layout is checked at the first step only
+                logits, state, weights = model.step(prev, state, need_weights=need_weights)
             log_probs = _force_prefix(_log_probs(logits), prefix, t)
             if sampler is None:
                 scores, _, tokens = _expand(log_prob, log_probs, 1)
@@ -170,7 +172,7 @@ def beam_search(
         history = History(n * beam, dev)
         rank = torch.arange(beam, device=dev)
         for t in range(int(limit.max())):
-            with record_function("decoder step"):
+            with record_function("decoder step"), checked(t == 0):  # checks: first step only
                 logits, state, weights = model.step(prev, state, need_weights=need_weights)
             rows_prefix = None if prefix is None else prefix.repeat_interleave(beam, dim=0)
             log_probs = _force_prefix(_log_probs(logits), rows_prefix, t)

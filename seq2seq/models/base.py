@@ -20,6 +20,7 @@ from typing import Any, NamedTuple, Protocol
 import torch
 from torch import Tensor, nn
 
+from seq2seq.runtime.checks import checks_enabled
 from seq2seq.vocab import PAD_ID
 
 __all__ = [
@@ -153,7 +154,10 @@ def check_tokens(
 
     With ``max_len`` the time dim (1) may not be longer than it; with ``vocab_size`` every id
     must lie in [0, vocab_size) (one reduction, so call it once per batch, not per step).
+    Skipped inside ``seq2seq.runtime.checks.checked(False)`` (a search's later steps).
     """
+    if not checks_enabled():
+        return
     expected = "[B, T]" if ndim == 2 else "[B]"
     if not isinstance(tokens, Tensor):
         raise ValueError(f"{name} must be a LongTensor {expected}, got {type(tokens).__name__}")
