@@ -259,7 +259,8 @@ def run(args: argparse.Namespace) -> int:
         lines = iter_lines(source, errors=args.errors, name=args.input or "<stdin>")
         prefixes = None
         if args.prefix is not None:  # checked against the whole input before any output
-            lines, prefixes = _with_prefixes(list(lines), args.prefix, args.input or "<stdin>")
+            lines = list(lines)
+            prefixes = _read_prefixes(args.prefix, len(lines), args.input or "<stdin>")
         progress = stack.enter_context(
             tqdm(
                 total=total,
@@ -280,14 +281,14 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _with_prefixes(lines: list[str], path: str, name: str) -> tuple[list[str], list[str]]:
-    """The input lines and the --prefix file's lines, which must be as many."""
+def _read_prefixes(path: str, count: int, name: str) -> list[str]:
+    """The --prefix file's lines, which must be as many as the `count` input lines."""
     from seq2seq.data import DataError, read_lines
 
     prefixes = read_lines(path)
-    if len(prefixes) != len(lines):
+    if len(prefixes) != count:
         raise DataError(
             f"--prefix {path} has {len(prefixes)} lines but the input {name} has "
-            f"{len(lines)}; expected one prefix line per input line (an empty line for none)"
+            f"{count}; expected one prefix line per input line (an empty line for none)"
         )
-    return lines, prefixes
+    return prefixes

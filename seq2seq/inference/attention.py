@@ -21,7 +21,7 @@ from seq2seq.inference.search import Hypothesis, forced_attention, trim_weights
 from seq2seq.viz.example import AttentionExample
 from seq2seq.vocab import EOS
 
-__all__ = ["example_of", "forced_examples"]
+__all__ = ["example_of", "forced_examples", "forced_weights", "hypothesis_example"]
 
 
 def example_of(
@@ -57,6 +57,30 @@ def hypothesis_example(
     return example_of(tokenizer, src_ids, hyp.tokens, hyp.attention or {}, title)
 
 
+def forced_weights(
+    model,
+    src_ids: Sequence[Sequence[int]],
+    tgt_ids: Sequence[Sequence[int]],
+    *,
+    batch_size: int,
+    autocast: Autocast = contextlib.nullcontext,
+) -> list[dict[str, torch.Tensor] | None]:
+    """The teacher-forced attention {slot: [L, H, Tq, Tk]} (float32, CPU) of given pairs,
+    trimmed to each pair's lengths, in input order (None for an empty source or target)."""
+    device = model_device(model)
+    out: list[dict[str, torch.Tensor] | None] = [None] * len(src_ids)
+    lengths = [len(s) + len(t) if s and t else 0 for s, t in zip(src_ids, tgt_ids, strict=True)]
+    for batch in length_batches(lengths, batch_size):
+        src = collate_src([src_ids[i] for i in batch]).to(device)
+        tgt = pad_ids([tgt_ids[i] for i in batch]).to(device)
+        with autocast():
+            weights = {slot: w.cpu() for slot, w in forced_attention(model, src, tgt).items()}
+        for row, i in enumerate(batch):
+            s, t = len(src_ids[i]) + 1, len(tgt_ids[i]) + 1
+            out[i] = trim_weights({slot: w[row] for slot, w in weights.items()}, s, t)
+    return out
+
+
 def forced_examples(
     model,
     tokenizer: Any,
@@ -65,24 +89,14 @@ def forced_examples(
     *,
     batch_size: int,
     autocast: Autocast = contextlib.nullcontext,
-    titles: Sequence[str | None] | None = None,
 ) -> list[AttentionExample | None]:
-    """The attention of given pairs under teacher forcing, in input order (None for a pair
-    with an empty source or target)."""
-    device = model_device(model)
-    out: list[AttentionExample | None] = [None] * len(src_ids)
-    lengths = [len(s) + len(t) if s and t else 0 for s, t in zip(src_ids, tgt_ids, strict=True)]
-    for batch in length_batches(lengths, batch_size):
-        src = collate_src([src_ids[i] for i in batch]).to(device)
-        tgt = pad_ids([tgt_ids[i] for i in batch]).to(device)
-        with autocast():
-            weights = forced_attention(model, src, tgt)
-        for row, i in enumerate(batch):
-            s, t = len(src_ids[i]) + 1, len(tgt_ids[i]) + 1
-            one = trim_weights({slot: w[row] for slot, w in weights.items()}, s, t)
-            title = titles[i] if titles is not None else None
-            out[i] = example_of(tokenizer, src_ids[i], tgt_ids[i], one, title)
-    return out
+    """The attention of given pairs under teacher forcing as labelled examples, in input
+    order (None for a pair with an empty source or target)."""
+    weights = forced_weights(model, src_ids, tgt_ids, batch_size=batch_size, autocast=autocast)
+    return [
+        None if w is None else example_of(tokenizer, src, tgt, w)
+        for src, tgt, w in zip(src_ids, tgt_ids, weights, strict=True)
+    ]
 
 
 def _array(w: Any) -> np.ndarray:

@@ -103,7 +103,7 @@ def greedy_search(
         for t in range(int(limit.max())):
             with checked(t == 0):  # the arguments' layout is checked at the first step only
                 logits, state, weights = model.step(prev, state, need_weights=need_weights)
-            log_probs = _force_prefix(_log_probs(logits), prefix, t)
+            log_probs = _force_prefix(_log_probs(logits), _prefix_at(prefix, t))
             if sampler is None:
                 scores, _, tokens = _expand(log_prob, log_probs, 1)
             else:
@@ -174,8 +174,9 @@ def beam_search(
         for t in range(int(limit.max())):
             with record_function("decoder step"), checked(t == 0):  # checks: first step only
                 logits, state, weights = model.step(prev, state, need_weights=need_weights)
-            rows_prefix = None if prefix is None else prefix.repeat_interleave(beam, dim=0)
-            log_probs = _force_prefix(_log_probs(logits), rows_prefix, t)
+            forced = _prefix_at(prefix, t)
+            forced = None if forced is None else forced.repeat_interleave(beam, dim=0)
+            log_probs = _force_prefix(_log_probs(logits), forced)
             scores, origin, tokens = _expand(cum, log_probs, beam)  # [n, beam] each
             origin = (origin + torch.arange(len(sent), device=dev)[:, None] * beam).view(-1)
             history.extend(origin, tokens.view(-1), weights)
@@ -295,15 +296,17 @@ def _log_probs(logits: Tensor) -> Tensor:
     return log_probs
 
 
-def _force_prefix(log_probs: Tensor, prefix: Tensor | None, t: int) -> Tensor:
-    """Rows whose prefix has a token at step t may produce only that token (at its own
-    log-probability); other rows, and every row after its prefix, are left as they are.
+def _prefix_at(prefix: Tensor | None, t: int) -> Tensor | None:
+    """The prefix tokens [R, 1] forced at step t (PAD_ID: none), or None past every prefix."""
+    return None if prefix is None or t >= prefix.size(1) else prefix[:, t : t + 1]
 
-    log_probs: [R, V]; prefix: [R, P] padded with PAD_ID, or None.
-    """
-    if prefix is None or t >= prefix.size(1):
+
+def _force_prefix(log_probs: Tensor, token: Tensor | None) -> Tensor:
+    """Rows whose forced `token` [R, 1] is not PAD_ID may produce only that token (at its
+    own log-probability); the other rows, and every row when `token` is None, are left as
+    they are. log_probs: [R, V]."""
+    if token is None:
         return log_probs
-    token = prefix[:, t : t + 1]  # [R, 1]
     only = torch.full_like(log_probs, float("-inf")).scatter(1, token, log_probs.gather(1, token))
     return torch.where(token != PAD_ID, only, log_probs)
 

@@ -17,6 +17,7 @@ HTTP server are built on this class.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import os
 from collections.abc import Iterable, Iterator, Sequence
@@ -31,7 +32,7 @@ from seq2seq.evaluation.word_alignment import (
     pieces_to_words,
     select_attention,
 )
-from seq2seq.inference.attention import forced_examples, hypothesis_example
+from seq2seq.inference.attention import example_of, forced_weights, hypothesis_example
 from seq2seq.inference.decode import (
     DecodeError,
     DecodeOptions,
@@ -282,7 +283,7 @@ class Translator:
         """Word alignments of given pairs, read off their teacher-forced cross-attention."""
         self.check_align_options()
         src_ids, tgt_ids = self._encode_pairs(sources, targets)
-        return [[] if e is None else self._links(e) for e in self._forced(src_ids, tgt_ids)]
+        return self._alignments(src_ids, tgt_ids)
 
     def attention(
         self, source: str, target: str | None = None, *, beam: int | None = None
@@ -303,7 +304,10 @@ class Translator:
         else:
             (target,) = check_texts([target], "target")
             src_ids, tgt_ids = self._encode_pairs([source], [target])
-            example = self._forced(src_ids, tgt_ids)[0]
+            weights = self._forced_weights(src_ids, tgt_ids)[0]
+            example = None
+            if weights is not None:
+                example = example_of(self.tokenizer, src_ids[0], tgt_ids[0], weights)
         if example is None:
             raise TranslateError("target: the sentence is empty: nothing to attend to")
         example.title = source
@@ -338,26 +342,29 @@ class Translator:
 
     def check_align_options(self) -> None:
         """Raise for an align layer or head the model lacks, or a model without cross."""
-        weights = self.model_attention_shapes()
-        if "cross" not in weights:
+        shapes = self.attention_shapes
+        if "cross" not in shapes:
             raise TranslateError(
-                f"the model has no cross-attention to align with (slots: {sorted(weights)})"
+                f"the model has no cross-attention to align with (slots: {sorted(shapes)})"
             )
-        select_attention(
-            torch.zeros(weights["cross"]), layer=self.align_layer, head=self.align_head
-        )
+        select_attention(torch.zeros(shapes["cross"]), layer=self.align_layer, head=self.align_head)
 
-    def model_attention_shapes(self) -> dict[str, tuple[int, ...]]:
-        """{slot: (L, H, 1, 1)}: the layers and heads of each attention slot of the model."""
-        example = self._forced([[UNK_ID]], [[UNK_ID]])[0]
-        assert example is not None
-        return {slot: (*w.shape[:2], 1, 1) for slot, w in example.weights.items()}
+    @functools.cached_property
+    def attention_shapes(self) -> dict[str, tuple[int, ...]]:
+        """{slot: (L, H, 1, 1)}: the layers and heads of each attention slot of the model
+        (read once, from a forced pass over one token)."""
+        weights = self._forced_weights([[UNK_ID]], [[UNK_ID]])[0]
+        assert weights is not None
+        return {slot: (*w.shape[:2], 1, 1) for slot, w in weights.items()}
 
     # --- internals ----------------------------------------------------------------------------
 
-    def _encode(self, texts: Sequence[str], first: int, what: str) -> list[list[int]]:
-        encode = self.tokenizer.encode_src_batch if what == "input line" else None
-        ids = (encode or self.tokenizer.encode_tgt_batch)(list(texts))
+    def _encode(self, texts: Sequence[str], first: int, side: str = "src") -> list[list[int]]:
+        """Subword ids of one side's texts, truncated (with a warning) to what the model takes."""
+        if side == "src":
+            ids, what = self.tokenizer.encode_src_batch(list(texts)), "input line"
+        else:
+            ids, what = self.tokenizer.encode_tgt_batch(list(texts)), "target line"
         return truncate(ids, self.max_src_len, what, first)
 
     def _encode_pairs(
@@ -366,12 +373,11 @@ class Translator:
         sources, targets = check_texts(sources, "sources"), check_texts(targets, "targets")
         if len(sources) != len(targets):
             raise TranslateError(f"got {len(sources)} sources but {len(targets)} targets")
-        return self._encode(sources, 1, "input line"), self._encode(targets, 1, "target line")
+        return self._encode(sources, 1), self._encode(targets, 1, "tgt")
 
-    def _forced(self, src_ids, tgt_ids) -> list[AttentionExample | None]:
-        return forced_examples(
+    def _forced_weights(self, src_ids, tgt_ids) -> list[dict[str, torch.Tensor] | None]:
+        return forced_weights(
             self.model,
-            self.tokenizer,
             src_ids,
             tgt_ids,
             batch_size=self.batch_size,
@@ -387,7 +393,7 @@ class Translator:
         attention: bool,
         prefixes: list[str] | None = None,
     ) -> list[Translation]:
-        src_ids = self._encode(texts, first, "input line")
+        src_ids = self._encode(texts, first)
         prefix_ids = None
         if prefixes is not None:  # room for the prefix and at least one more token
             prefix_ids = self.tokenizer.encode_tgt_batch(prefixes)
@@ -407,9 +413,9 @@ class Translator:
                 if ids:
                     t.attention = hypothesis_example(self.tokenizer, ids, hyps[0])
         if alignments:
-            best = [t.tokens for t in out]
-            for t, example in zip(out, self._forced(src_ids, best), strict=True):
-                t.alignment = [] if example is None else self._links(example)
+            links = self._alignments(src_ids, [t.tokens for t in out])
+            for t, found in zip(out, links, strict=True):
+                t.alignment = found
         return out
 
     def _translation(self, hyps: list[Hypothesis]) -> Translation:
@@ -424,12 +430,22 @@ class Translator:
             nbest=nbest,
         )
 
-    def _links(self, example: AttentionExample) -> list[Link]:
-        cross = torch.from_numpy(example.weights["cross"])
-        matrix = select_attention(cross, layer=self.align_layer, head=self.align_head)
-        src = pieces_to_words(example.src_pieces[:-1])  # without the final </s>
-        tgt = pieces_to_words(example.tgt_pieces[: matrix.size(0) - 1])
-        return attention_alignment(matrix, src, tgt)
+    def _alignments(self, src_ids, tgt_ids) -> list[list[Link]]:
+        """Word links of id pairs, from their forced cross-attention ([] for an empty side)."""
+        out = []
+        for src, tgt, weights in zip(
+            src_ids, tgt_ids, self._forced_weights(src_ids, tgt_ids), strict=True
+        ):
+            if weights is None:
+                out.append([])
+                continue
+            matrix = select_attention(
+                weights["cross"], layer=self.align_layer, head=self.align_head
+            )
+            src_words = pieces_to_words(self.tokenizer.src_pieces(src))
+            tgt_words = pieces_to_words(self.tokenizer.tgt_pieces(tgt))
+            out.append(attention_alignment(matrix, src_words, tgt_words))
+        return out
 
 
 def _ensemble(runs: Sequence[Any]) -> Ensemble:
