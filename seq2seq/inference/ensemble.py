@@ -66,9 +66,12 @@ class Ensemble(nn.Module):
         )
         return EnsembleEncoded(members=encoded, weights=dict(encoded[0].weights))
 
-    def init_state(self, encoded: EnsembleEncoded) -> EnsembleState:
+    def init_state(self, encoded: EnsembleEncoded, beam: int = 1) -> EnsembleState:
         return EnsembleState(
-            tuple(m.init_state(e) for m, e in zip(self.members, encoded.members, strict=True))
+            tuple(
+                m.init_state(e, beam=beam)
+                for m, e in zip(self.members, encoded.members, strict=True)
+            )
         )
 
     def step(

@@ -158,8 +158,7 @@ def beam_search(
         limit = _limits(model, src, max_len)
         with record_function("encode"):
             encoded = model.encode(src, need_weights=need_weights)
-        expand = torch.arange(n, device=dev).repeat_interleave(beam)  # [n * beam]
-        state = model.init_state(encoded).select(expand)
+        state = model.init_state(encoded, beam=beam)  # beam rows per sentence
         finished = Finished(encoded, src, n_best=n_best, alpha=alpha, need_weights=need_weights)
         sent = list(range(n))  # original sentence of each live sentence
         # Cumulative log-probabilities [n, beam]; -inf marks a closed slot. All slots start
@@ -199,7 +198,7 @@ def beam_search(
                 break
             keep = _indices(~done, len(going))
             rows = (keep[:, None] * beam + rank).view(-1)
-            with record_function("reorder state"):
+            with record_function("reorder state"), checked(t == 0):
                 state = state.select(origin[rows])
             history = history.select(rows)
             sent = [sent[i] for i in going]

@@ -4,10 +4,16 @@ The search code (greedy, beam, forced decoding) is written once against :class:`
 
     encoded = model.encode(src)                      # Encoded
     state = model.init_state(encoded)                # a model-specific DecoderState
-    state = state.select(index)                      # e.g. repeat_interleave for beams
+    state = model.init_state(encoded, beam=5)        # or: 5 consecutive rows per sentence
+    state = state.select(index)                      # reorder or prune rows
     logits, state, weights = model.step(prev_tokens, state)
 
 Stepping with the caches gives the same logits as the teacher-forced ``forward``.
+
+A state made with ``beam=k`` holds k rows per sentence, and what is the same for all k (the
+source's attention memories) may be kept once per sentence. Its ``select`` must therefore be
+given whole groups: ``index`` of length m * k whose every block of k holds rows of one sentence
+(beam search's reorder and pruning do). :func:`group_entries` reads the sentences off it.
 """
 
 from __future__ import annotations
@@ -27,7 +33,9 @@ __all__ = [
     "DecoderState",
     "Encoded",
     "Seq2Seq",
+    "beam_rows",
     "check_tokens",
+    "group_entries",
     "init_linears",
     "init_lstm",
     "nonempty_src",
@@ -60,7 +68,8 @@ class DecoderState(Protocol):
     """An immutable decoder state; every tensor in it has the batch on dim 0."""
 
     def select(self, index: Tensor) -> DecoderState:
-        """Return a new state made of batch entries ``index`` (LongTensor [N]) of this one."""
+        """Return a new state made of rows ``index`` (LongTensor [N]) of this one; for a state
+        made with ``init_state(encoded, beam=k)``, in whole groups of k (module docstring)."""
         ...
 
 
@@ -120,8 +129,9 @@ class Seq2Seq(nn.Module, abc.ABC):
         """
 
     @abc.abstractmethod
-    def init_state(self, encoded: Encoded) -> DecoderState:
-        """The decoder state before the first step (key-side attention work done here)."""
+    def init_state(self, encoded: Encoded, beam: int = 1) -> DecoderState:
+        """The decoder state before the first step (key-side attention work done here), with
+        ``beam`` consecutive rows per sentence (see the module docstring)."""
 
     @abc.abstractmethod
     def step(
@@ -129,6 +139,37 @@ class Seq2Seq(nn.Module, abc.ABC):
     ) -> tuple[Tensor, DecoderState, dict[str, Tensor]]:
         """One decoder step: prev_tokens [B] (BOS first) -> logits [B, V], new state,
         {slot: [B, L, H, Tk]} for this step when asked for, else {}."""
+
+
+def beam_rows(batch: int, beam: int, device: torch.device | str | None = None) -> Tensor:
+    """The rows of ``batch`` sentences repeated ``beam`` times each: [0]*beam + [1]*beam + ..."""
+    if beam < 1:
+        raise ValueError(f"beam: got {beam}, expected an integer >= 1")
+    return torch.arange(batch, device=device).repeat_interleave(beam)
+
+
+def group_entries(index: Tensor, group: int) -> Tensor:
+    """The sentences [M] of a grouped state's ``select(index)`` (``index`` [M * group]).
+
+    Row r of a state with ``group`` rows per sentence belongs to sentence r // group; each
+    block of ``group`` entries of ``index`` must hold rows of one sentence (checked unless
+    ``seq2seq.runtime.checks.checked(False)``). Raises ValueError.
+    """
+    if group == 1:
+        return index
+    if checks_enabled():
+        blocks = index.numel() // group
+        ok = index.dim() == 1 and index.numel() == blocks * group
+        ok = ok and bool(
+            (index.view(blocks, group) // group == index[::group, None] // group).all()
+        )
+        if not ok:
+            raise ValueError(
+                f"select: a state with {group} rows per sentence must be selected in whole "
+                f"groups (blocks of {group} rows of one sentence), got index of shape "
+                f"{list(index.shape)}: {index.tolist()[: 2 * group]}..."
+            )
+    return index[::group] // group
 
 
 def nonempty_src(src: Tensor) -> Tensor:

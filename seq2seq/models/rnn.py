@@ -20,6 +20,7 @@ from seq2seq.runtime.dropout import Dropout
 from .base import (
     Encoded,
     Seq2Seq,
+    beam_rows,
     check_tokens,
     init_lstm,
     run_lstm,
@@ -146,8 +147,11 @@ class RNNSeq2Seq(Seq2Seq):
         logits, attn = self.decoder(tgt_in, state, need_weights)
         return logits, {} if attn is None else {"cross": attn}
 
-    def init_state(self, encoded: Encoded) -> RNNState:
-        return self.decoder.init_state(encoded)
+    def init_state(self, encoded: Encoded, beam: int = 1) -> RNNState:
+        state = self.decoder.init_state(encoded)
+        if beam == 1:
+            return state
+        return state.select(beam_rows(encoded.states.shape[0], beam, encoded.states.device))
 
     def step(
         self, prev_tokens: Tensor, state: RNNState, need_weights: bool = False

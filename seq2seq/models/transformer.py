@@ -20,12 +20,14 @@ from typing import Any
 from torch import Tensor, nn
 
 from seq2seq.attention import AttentionMemory, AttentionSpec, build_attention
+from seq2seq.runtime.checks import checks_enabled
 from seq2seq.runtime.dropout import Dropout
 
 from .base import (
     Encoded,
     Seq2Seq,
     check_tokens,
+    group_entries,
     init_linears,
     stack_step_weights,
     stack_weights,
@@ -42,25 +44,32 @@ ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU}
 class TransformerState:
     """Decoder state between steps; batch on dim 0 of every tensor.
 
-    self_caches: per decoder layer, the decoder self-attention memory of the positions so far
+    self_caches: per decoder layer, the decoder self-attention memory of the rows so far
         (time on dim -2), None before the first step.
-    cross_memories: per decoder layer, the prepared cross-attention keys/values of the source.
-    src_mask: [B, 1, S] bool, True = real source token; None when the source has no padding.
+    cross_memories: per decoder layer, the prepared cross-attention keys/values of the source,
+        once per sentence: the ``group`` rows of a sentence attend to the same memory.
+    src_mask: [N, 1, S] bool per sentence, True = real source token; None when the source has
+        no padding.
     position: index of the next target position (0 for the BOS step).
+    group: rows per sentence (the beam); row r belongs to sentence r // group.
     """
 
     self_caches: tuple[AttentionMemory | None, ...]
     cross_memories: tuple[AttentionMemory, ...]
     src_mask: Tensor | None
     position: int
+    group: int = 1
 
     def select(self, index: Tensor) -> TransformerState:
-        """Batch entries ``index`` [N] of this state (beam reordering, batch pruning)."""
+        """Rows ``index`` [M * group] of this state, in whole groups (beam reordering, batch
+        pruning); the cross memories follow the groups' sentences."""
+        sentences = group_entries(index, self.group)
         return TransformerState(
             self_caches=tuple(None if c is None else c.select(index) for c in self.self_caches),
-            cross_memories=tuple(m.select(index) for m in self.cross_memories),
-            src_mask=None if self.src_mask is None else self.src_mask.index_select(0, index),
+            cross_memories=tuple(m.select(sentences) for m in self.cross_memories),
+            src_mask=None if self.src_mask is None else self.src_mask.index_select(0, sentences),
             position=self.position,
+            group=self.group,
         )
 
 
@@ -161,6 +170,25 @@ class DecoderLayer(nn.Module):
         x = self.res_ffn.leave(x, self.ffn(self.res_ffn.enter(x)))
         return x, weights
 
+    def _grouped_cross_and_ffn(
+        self,
+        x: Tensor,
+        memory: AttentionMemory,
+        src_mask: Tensor | None,
+        need_weights: bool,
+        group: int,
+    ) -> tuple[Tensor, Tensor | None]:
+        """One step's cross-attention and feed-forward with ``group`` rows per sentence:
+        x [N * group, 1, D] with memory and src_mask per sentence [N, ...]. The group's rows
+        are the sentence's queries ([N, group, D]): cross-attention treats each query alone,
+        so this equals repeating the memory per row, without the repeated keys and values.
+        Returns x [N * group, 1, D], weights [N * group, H, 1, S] or None."""
+        rows, _, dim = x.shape
+        x, weights = self._cross_and_ffn(x.view(-1, group, dim), memory, src_mask, need_weights)
+        if weights is not None:  # [N, H, group, S] -> [N * group, H, 1, S]
+            weights = weights.transpose(1, 2).reshape(rows, weights.shape[1], 1, -1)
+        return x.view(rows, 1, dim), weights
+
     def forward(
         self, x: Tensor, enc: Tensor, src_mask: Tensor | None, need_weights: bool
     ) -> tuple[Tensor, Tensor | None, Tensor | None]:
@@ -184,16 +212,18 @@ class DecoderLayer(nn.Module):
         memory: AttentionMemory,
         src_mask: Tensor | None,
         need_weights: bool,
+        group: int = 1,
     ) -> tuple[Tensor, AttentionMemory, Tensor | None, Tensor | None]:
         """One position: x [B, 1, D] -> x [B, 1, D], extended cache, self weights
-        [B, H, 1, t + 1], cross weights [B, H, 1, S] (or None)."""
+        [B, H, 1, t + 1], cross weights [B, H, 1, S] (or None); ``group`` rows of x per entry
+        of memory and src_mask."""
         h = self.res_self.enter(x)
         new = self.self_attn.memory(h, h)
         cache = new if cache is None else cache.extend(new)
         # The one query is the newest position: every cached key is in its past, no mask.
         sub, w_self = self.self_attn(h, memory=cache, need_weights=need_weights)
         x = self.res_self.leave(x, sub)
-        x, w_cross = self._cross_and_ffn(x, memory, src_mask, need_weights)
+        x, w_cross = self._grouped_cross_and_ffn(x, memory, src_mask, need_weights, group)
         return x, cache, w_self, w_cross
 
 
@@ -323,8 +353,10 @@ class TransformerSeq2Seq(Seq2Seq):
         weights["cross"] = stack_weights(w_cross)
         return logits, weights
 
-    def init_state(self, encoded: Encoded) -> TransformerState:
-        """Project the source keys/values of every decoder layer once."""
+    def init_state(self, encoded: Encoded, beam: int = 1) -> TransformerState:
+        """Project the source keys/values of every decoder layer once per sentence."""
+        if beam < 1:
+            raise ValueError(f"beam: got {beam}, expected an integer >= 1")
         states = encoded.states
         return TransformerState(
             self_caches=(None,) * len(self.decoder_layers),
@@ -333,6 +365,7 @@ class TransformerSeq2Seq(Seq2Seq):
             ),
             src_mask=_cross_mask(encoded),
             position=0,
+            group=beam,
         )
 
     def step(
@@ -341,12 +374,21 @@ class TransformerSeq2Seq(Seq2Seq):
         """prev_tokens [B] -> logits [B, V], new state, {"decoder_self": [B, L, H, t + 1],
         "cross": [B, L, H, S]} or {}. Raises ValueError past max_positions."""
         check_tokens("prev_tokens", prev_tokens, 1)
+        if checks_enabled():
+            sentences = state.cross_memories[0].keys.shape[0]
+            if prev_tokens.shape[0] != sentences * state.group:
+                raise ValueError(
+                    f"prev_tokens has {prev_tokens.shape[0]} rows, expected {sentences} "
+                    f"sentences x {state.group} rows per sentence = {sentences * state.group}"
+                )
         x = self._embed(self.tgt_embed, prev_tokens.unsqueeze(1), state.position)  # [B, 1, D]
         caches, w_self, w_cross = [], [], []
         for layer, cache, memory in zip(
             self.decoder_layers, state.self_caches, state.cross_memories, strict=True
         ):
-            x, cache, ws, wc = layer.step(x, cache, memory, state.src_mask, need_weights)
+            x, cache, ws, wc = layer.step(
+                x, cache, memory, state.src_mask, need_weights, state.group
+            )
             caches.append(cache)
             w_self.append(ws)
             w_cross.append(wc)

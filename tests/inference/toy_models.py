@@ -69,9 +69,12 @@ class ToyModel(nn.Module):
             weights["encoder_self"] = eye * mask[:, None, None, None, :]
         return ToyEncoded(bias[:, :, None], mask, weights)
 
-    def init_state(self, encoded: ToyEncoded) -> ToyState:
+    def init_state(self, encoded: ToyEncoded, beam: int = 1) -> ToyState:
         n = encoded.states.size(0)
-        return ToyState(encoded.states[:, :, 0], encoded.src_mask, torch.zeros(n, dtype=torch.long))
+        state = ToyState(
+            encoded.states[:, :, 0], encoded.src_mask, torch.zeros(n, dtype=torch.long)
+        )
+        return state.select(torch.arange(n).repeat_interleave(beam))
 
     def _logits(self, t: Tensor, prev: Tensor, bias: Tensor) -> Tensor:
         t = t.clamp(max=self.table.size(0) - 1)

@@ -21,6 +21,7 @@ from models_util import (
     variant_id,
 )
 
+from seq2seq.models.base import beam_rows
 from seq2seq.vocab import PAD_ID
 
 EXACT = {"rtol": 0.0, "atol": 1e-10}
@@ -230,3 +231,55 @@ def test_beams_expanded_by_select(arch):
         stepped.append(step_logits)
     logits, _ = model(src, tgt_in)
     torch.testing.assert_close(torch.stack(stepped, 1), logits[beams], **EXACT)
+
+
+GROUPED_CASES = [
+    pytest.param("transformer", variant, id=f"transformer-{variant_id(variant)}")
+    for variant in VARIANTS
+] + [pytest.param("rnn", ("additive", None), id="rnn-additive")]
+
+
+@pytest.mark.parametrize(("arch", "variant"), GROUPED_CASES)
+def test_beam_state_equals_repeated_rows(arch, variant):
+    """A state made with beam=k (the source memories kept once per sentence) gives the logits
+    and weights of the plain state repeated k times, through reorders inside the groups and
+    the pruning of a sentence."""
+    beam = 3
+    model = make_model(tiny_config(arch, attention=variant))
+    src, tgt_in = random_batch(seed=7)
+    encoded = model.encode(src)
+    grouped = model.init_state(encoded, beam=beam)
+    plain = model.init_state(encoded).select(beam_rows(src.shape[0], beam))
+    rows = beam_rows(src.shape[0], beam)  # the sentence of each row
+    gen = torch.Generator().manual_seed(3)
+    for t in range(tgt_in.shape[1]):
+        prev = tgt_in[rows, t]
+        a_logits, grouped, a_weights = model.step(prev, grouped, need_weights=True)
+        b_logits, plain, b_weights = model.step(prev, plain, need_weights=True)
+        torch.testing.assert_close(a_logits, b_logits, **EXACT)
+        assert a_weights.keys() == b_weights.keys()
+        for slot in a_weights:
+            torch.testing.assert_close(a_weights[slot], b_weights[slot], **EXACT)
+        # Reorder rows inside each sentence's group; at t == 2 drop the first sentence.
+        groups = rows.numel() // beam
+        inside = torch.stack([torch.randint(beam, (beam,), generator=gen) for _ in range(groups)])
+        index = (torch.arange(groups)[:, None] * beam + inside).view(-1)
+        if t == 2:
+            index = index[beam:]
+        grouped, plain, rows = grouped.select(index), plain.select(index), rows[index]
+
+
+@pytest.mark.parametrize("arch", ["rnn", "transformer"])
+def test_beam_state_select_refuses_split_groups(arch):
+    model = make_model(tiny_config(arch))
+    src, _ = random_batch()
+    state = model.init_state(model.encode(src), beam=2)
+    if arch == "rnn":  # the LSTM's state repeats its rows: any select is fine
+        assert state.select(torch.tensor([0, 3, 5])) is not None
+        return
+    with pytest.raises(ValueError, match="whole groups"):
+        state.select(torch.tensor([0, 2, 4, 5]))  # rows of two sentences in one block
+    with pytest.raises(ValueError, match="whole groups"):
+        state.select(torch.tensor([0, 1, 2]))  # not a whole number of groups
+    with pytest.raises(ValueError, match="3 sentences x 2 rows per sentence = 6"):
+        model.step(torch.full((3,), 5), state)
