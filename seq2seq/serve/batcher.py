@@ -2,14 +2,18 @@
 
 One worker thread runs the model. Requests queue as jobs; the worker takes the oldest job and
 every queued job with the same search options (beam, n_best, alignments, attention), oldest
-first, up to a token budget, waiting at most `max_wait` seconds after the oldest job arrived
-for more to come. It translates them in one call and resolves each job's future with its
-share of the results. While the worker is busy, new jobs queue up, so under load each batch
-takes what arrived during the previous one: throughput grows with concurrency.
+first, up to a token budget, waiting at most `max_wait` seconds for more to come. It
+translates them in one call and resolves each job's future with its share of the results.
+While the worker is busy, new jobs queue up, so under load each batch takes what arrived
+during the previous one: throughput grows with concurrency.
 
 The wait is for company, so it happens only under concurrency: when the oldest job arrived
-while the worker was busy, or the previous batch held several jobs. A lone client on an idle
-server is never delayed.
+while the worker was busy, or the previous batch held several jobs. It counts from the later
+of the oldest job's arrival and the end of the previous batch, so that the clients that batch
+has just answered can send their next request and join: with C clients each batch then holds
+about C requests, instead of settling into two alternating halves of C/2 (the clients answered
+by one batch arrive while the next one runs, and only those would be queued). A lone client on
+an idle server is never delayed.
 
 The cost of a text is its number of source subwords (+1 for the end of sentence) times the
 beam, a measure of the decoder's work; a single job over the budget runs alone.
@@ -103,8 +107,8 @@ class Batcher:
             self._busy_until, self._last_jobs = time.monotonic(), len(batch)
 
     def _next_batch(self) -> list[Job] | None:
-        """The next group of compatible jobs, once full or once its oldest job has waited
-        `max_wait`; None when closed and empty."""
+        """The next group of compatible jobs, once full or `max_wait` after the later of its
+        oldest job's arrival and the previous batch's end; None when closed and empty."""
         with self._cond:
             while not self._jobs:
                 if self._closed:
@@ -112,7 +116,8 @@ class Batcher:
                 self._cond.wait()
             first = self._jobs[0]
             concurrent = first.arrived < self._busy_until or self._last_jobs > 1
-            deadline = first.arrived + (self.max_wait if concurrent else 0.0)
+            since = max(first.arrived, self._busy_until)
+            deadline = since + self.max_wait if concurrent else first.arrived
             while True:
                 group, full = self._group(first.key)
                 remaining = deadline - time.monotonic()

@@ -88,6 +88,31 @@ def test_under_concurrency_the_first_job_waits_up_to_max_wait_for_company():
     batcher.close(5)
 
 
+def test_clients_answered_by_a_batch_rejoin_the_next_one():
+    """The wait counts from the end of the previous batch: a client answered by it sends its
+    next request within max_wait and joins the job that queued, long ago, during that batch
+    (counting from that job's arrival, it would have left alone)."""
+    recorder = Recorder()
+    batcher = _busy_batcher(recorder, max_tokens=100, max_wait=0.3)
+    answered = batcher.submit(["a0"], "A", 100)  # the next batch, on its own (a full budget)
+    queued = batcher.submit(["b0"], "A", 1)
+    time.sleep(0.4)  # longer than max_wait: b0's own deadline has passed
+    rejoined = []
+
+    def client() -> None:  # answered, it reads the answer and sends its next request
+        answered.result(5)
+        time.sleep(0.05)
+        rejoined.append(batcher.submit(["a1"], "A", 1))
+
+    thread = threading.Thread(target=client)
+    thread.start()
+    recorder.release.set()
+    thread.join(5)
+    assert queued.result(5) == ["A:b0"] and rejoined[0].result(5) == ["A:a1"]
+    batcher.close(5)
+    assert [texts for texts, _ in recorder.batches] == [["first"], ["a0"], ["b0", "a1"]]
+
+
 def test_a_lone_client_is_not_delayed():
     recorder = Recorder()
     recorder.release.set()
