@@ -17,6 +17,11 @@ call that also has a padding mask, folds :func:`causal_mask` into the mask (:fun
 SDPA aligns ``is_causal`` to the top left, which is the causal mask only when there are as many
 queries as keys, so causal calls must be square; an incremental decoding step (one query
 against the cache of the positions so far) may attend every key and needs no mask.
+
+Where the fused kernel is slower, scores that allow it still take the explicit path
+(:func:`prefers_fused`): on the CPU without autograd (translation, scoring), the written-out
+products beat the CPU's SDPA kernel 1.5-5x at NMT lengths, most of all for a decoding step's
+few queries (docs/performance.md, "Attention kernels at inference on the CPU").
 """
 
 from __future__ import annotations
@@ -32,10 +37,17 @@ __all__ = [
     "expand_mask",
     "explicit_attention",
     "fused_attention",
+    "prefers_fused",
     "with_causal",
 ]
 
 _CPU_SLOW_DTYPES = (torch.bfloat16, torch.float16)
+
+
+def prefers_fused(query: Tensor) -> bool:
+    """Whether SDPA is the faster way for ``query``: always on CUDA and wherever autograd
+    records (training), not on the CPU at inference (the module docstring)."""
+    return query.device.type != "cpu" or torch.is_grad_enabled()
 
 
 def causal_mask(size: int, device: torch.device | str | None = None) -> Tensor:

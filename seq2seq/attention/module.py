@@ -19,7 +19,13 @@ from torch import Tensor, nn
 
 from seq2seq.runtime.checks import checks_enabled
 
-from .kernel import expand_mask, explicit_attention, fused_attention, with_causal
+from .kernel import (
+    expand_mask,
+    explicit_attention,
+    fused_attention,
+    prefers_fused,
+    with_causal,
+)
 from .memory import AttentionMemory
 
 __all__ = ["Attention"]
@@ -182,10 +188,10 @@ class Attention(nn.Module):
         query [B, H, Tq, Dq'], prepared keys [B, H, Tk, Dp], values [B, H, Tk, Dv],
         mask [b, 1, tq, tk] (see ``kernel.expand_mask``) or None, ``causal`` (Tq == Tk).
         Returns context [B, H, Tq, Dv] and weights [B, H, Tq, Tk] or None. The fused kernel
-        runs when the score allows it and weights are not needed.
+        runs when the score allows it, weights are not needed and ``kernel.prefers_fused``.
         """
         dropout = self.dropout if self.training else 0.0
-        if self.fused_scale is not None and not need_weights:
+        if self.fused_scale is not None and not need_weights and prefers_fused(query):
             context = fused_attention(
                 query, keys, values, mask, dropout, scale=self.fused_scale, causal=causal
             )

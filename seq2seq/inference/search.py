@@ -103,10 +103,13 @@ def greedy_search(
         for t in range(int(limit.max())):
             with checked(t == 0):  # the arguments' layout is checked at the first step only
                 logits, state, weights = model.step(prev, state, need_weights=need_weights)
-            log_probs = _force_prefix(_log_probs(logits), _prefix_at(prefix, t))
-            if sampler is None:
-                scores, _, tokens = _expand(log_prob, log_probs, 1)
+            forced = _prefix_at(prefix, t)
+            if sampler is None and forced is None:
+                scores, _, tokens = _expand_best(log_prob, *_best_tokens(logits, 1), 1)
+            elif sampler is None:
+                scores, _, tokens = _expand(log_prob, _force_prefix(_log_probs(logits), forced), 1)
             else:
+                log_probs = _force_prefix(_log_probs(logits), forced)
                 tokens = sampler.draw(log_probs, generator)[:, None]
                 scores = log_prob + log_probs.gather(1, tokens)
             history.extend(torch.arange(len(sent), device=dev), tokens[:, 0], weights)
@@ -175,8 +178,12 @@ def beam_search(
                 logits, state, weights = model.step(prev, state, need_weights=need_weights)
             forced = _prefix_at(prefix, t)
             forced = None if forced is None else forced.repeat_interleave(beam, dim=0)
-            log_probs = _force_prefix(_log_probs(logits), forced)
-            scores, origin, tokens = _expand(cum, log_probs, beam)  # [n, beam] each
+            if forced is None:  # [n, beam] each
+                scores, origin, tokens = _expand_best(cum, *_best_tokens(logits, beam), beam)
+            else:
+                scores, origin, tokens = _expand(
+                    cum, _force_prefix(_log_probs(logits), forced), beam
+                )
             origin = (origin + torch.arange(len(sent), device=dev)[:, None] * beam).view(-1)
             history.extend(origin, tokens.view(-1), weights)
             valid = (rank < open_slots[:, None]) & torch.isfinite(scores)
@@ -293,6 +300,32 @@ def _log_probs(logits: Tensor) -> Tensor:
     log_probs[:, PAD_ID] = float("-inf")
     log_probs[:, BOS_ID] = float("-inf")
     return log_probs
+
+
+def _best_tokens(logits: Tensor, k: int) -> tuple[Tensor, Tensor]:
+    """The k most probable next tokens of each row and their log-probabilities, [R, k] each,
+    without writing the whole log-softmax: log_softmax is x - logsumexp(x) in every row, which
+    keeps the order of x, so the row's top k logits give its top k log-probabilities. The
+    normalisation counts every token, as `_log_probs` does; PAD and BOS are never chosen.
+    ``logits`` [R, V] is the step's own output and is overwritten."""
+    logits = logits.float()
+    norm = logits.logsumexp(dim=-1, keepdim=True)  # [R, 1]
+    logits[:, PAD_ID] = float("-inf")
+    logits[:, BOS_ID] = float("-inf")
+    top, tokens = logits.topk(min(k, logits.size(-1)), dim=-1)
+    return top - norm, tokens
+
+
+def _expand_best(cum: Tensor, best: Tensor, best_tokens: Tensor, k: int):
+    """`_expand` from each row's best candidates (`_best_tokens`): the best k continuations
+    of a sentence are among its rows' k best. cum: [n, B]; best, best_tokens: [n * B, k'].
+    Returns scores [n, k], origin slot in 0..B-1 [n, k] and token [n, k], best first."""
+    n, b = cum.shape
+    per_row = best.size(-1)
+    candidates = (cum[:, :, None] + best.view(n, b, per_row)).view(n, b * per_row)
+    scores, index = candidates.topk(k, dim=1)
+    tokens = best_tokens.view(n, b * per_row).gather(1, index)
+    return scores, index // per_row, tokens
 
 
 def _prefix_at(prefix: Tensor | None, t: int) -> Tensor | None:

@@ -135,6 +135,21 @@ def test_fused_equals_explicit(spec, make, inputs, masks, formula, with_mask, mo
     torch.testing.assert_close(context, explicit, atol=1e-5, rtol=1e-5)
 
 
+def test_cpu_inference_takes_the_explicit_path(spec, make, inputs, masks, monkeypatch):
+    """On the CPU without autograd the explicit products run instead of SDPA (they are faster
+    there), with the fused path's result."""
+    module, dims = make(spec, dtype=torch.float32)
+    q, k, v = inputs(dims, batch=3, tq=5, tk=23, dtype=torch.float32)
+    mask = masks(3, 5, 23)
+    calls = _count_sdpa(monkeypatch)
+    fused, _ = module(q, k, v, mask=mask)  # autograd records: SDPA where the score allows
+    assert calls[0] == (1 if module.fused_scale is not None else 0)
+    with torch.inference_mode():
+        explicit, weights = module(q, k, v, mask=mask)
+    assert calls[0] == (1 if module.fused_scale is not None else 0) and weights is None
+    torch.testing.assert_close(explicit, fused, atol=1e-5, rtol=1e-5)
+
+
 @pytest.mark.parametrize("need_weights", [True, False])
 def test_gradcheck(spec, make, inputs, masks, need_weights):
     module, dims = make(spec)

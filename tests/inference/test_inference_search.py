@@ -9,7 +9,14 @@ import pytest
 import torch
 
 from seq2seq.inference import Hypothesis, beam_search, forced_attention, greedy_search
-from seq2seq.inference.search import length_penalty, max_output_lengths
+from seq2seq.inference.search import (
+    _best_tokens,
+    _expand,
+    _expand_best,
+    _log_probs,
+    length_penalty,
+    max_output_lengths,
+)
 from seq2seq.vocab import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 
 A, B = 4, 5  # the two content tokens of the hand-made model
@@ -271,3 +278,19 @@ def test_search_restores_training_mode(toy_model):
     greedy_search(model, torch.tensor([[4]]), max_len=3)
     assert model.training
     assert isinstance(beam_search(model, torch.tensor([[4]]), beam=2, max_len=3)[0][0], Hypothesis)
+
+
+def test_candidates_from_each_rows_best_equal_those_of_the_whole_log_softmax():
+    """The beam's candidates taken from each row's k best logits equal those of the full
+    log-softmax over beam x vocabulary (PAD and BOS, however likely, are never chosen)."""
+    gen = torch.Generator().manual_seed(0)
+    n, beam, vocab = 4, 3, 50
+    logits = torch.randn(n * beam, vocab, generator=gen) * 3
+    logits[:, PAD_ID] = logits[:, BOS_ID] = 20.0  # the most likely, and never produced
+    cum = torch.randn(n, beam, generator=gen)
+    cum[1, 1:] = float("-inf")  # closed slots
+    full = _expand(cum, _log_probs(logits.clone()), beam)
+    best = _expand_best(cum, *_best_tokens(logits.clone(), beam), beam)
+    torch.testing.assert_close(best[0], full[0], rtol=0, atol=1e-6)
+    assert torch.equal(best[1], full[1]) and torch.equal(best[2], full[2])
+    assert not torch.isin(best[2], torch.tensor([PAD_ID, BOS_ID])).any()
