@@ -47,6 +47,7 @@ from seq2seq.inference.results import Translation, check_texts, zip_equal
 from seq2seq.inference.sampling import Sampler, parse_sampling
 from seq2seq.inference.search import Hypothesis
 from seq2seq.runtime.device import resolve_device
+from seq2seq.runtime.packed import pack_linears
 from seq2seq.runtime.precision import (
     DECODE_PRECISIONS,
     INFERENCE_PRECISIONS,
@@ -66,7 +67,13 @@ TranslateError = DecodeError
 
 
 class Translator:
-    """Batched translation with greedy (beam 1) or beam search; see the module docstring."""
+    """Batched translation with greedy (beam 1) or beam search; see the module docstring.
+
+    ``pack``: for float32 decoding on the CPU, replace the model's large linear layers, in
+    place, by copies with oneDNN-prepacked weights (`seq2seq.runtime.packed`). `load` does, as
+    the model it loads is the translator's own; a model handed to the constructor is left as it
+    is unless asked (validation decodes the model being trained).
+    """
 
     def __init__(
         self,
@@ -89,6 +96,7 @@ class Translator:
         seed: int = 0,
         config: Any = None,
         checkpoint_path: Path | list[Path] | None = None,
+        pack: bool = False,
     ) -> None:
         if isinstance(sampling, str):
             sampling = parse_sampling(sampling, 1.0 if temperature is None else temperature)
@@ -128,6 +136,8 @@ class Translator:
             )
         except ValueError as e:
             raise TranslateError(str(e)) from None
+        if pack and not self.int8 and self._precision.name == "fp32" and self.device.type == "cpu":
+            pack_linears(model)  # the model is the translator's own (see load)
         self.alignments, self.align_layer, self.align_head = alignments, align_layer, align_head
         self.max_src_len = int(model.max_positions) - 1  # the source + EOS must fit
         if alignments:
@@ -160,6 +170,7 @@ class Translator:
                 device = resolve_device(str(device))
             except ValueError as e:
                 raise TranslateError(str(e).replace("train.device", "device")) from None
+        options = {"pack": True, **options}  # the models loaded here are the translator's own
         if isinstance(path, str | os.PathLike):
             return cls.from_run(load_run(path, device=device), precision=precision, **options)
         runs = [load_run(p, device=device) for p in path]

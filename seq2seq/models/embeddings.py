@@ -141,6 +141,10 @@ class OutputProjection(nn.Module):
     def forward(self, hidden: Tensor) -> Tensor:
         return F.linear(hidden, self.weight, self.bias)
 
+    def linear_weights(self) -> tuple[nn.Parameter, nn.Parameter]:
+        """(weight, bias): this module is ``F.linear`` with them (``runtime.packed``)."""
+        return self.weight, self.bias
+
     def extra_repr(self) -> str:
         return f"dim={self.weight.shape[1]}, vocab_size={self.weight.shape[0]}, tied={self.tied}"
 

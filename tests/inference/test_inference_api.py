@@ -170,3 +170,23 @@ def test_search_reports_float32_log_probs(translator, sources):
         hyps = beam_search(translator.model, src, beam=4, n_best=3, max_len=limit)[0]
     results = translator.translate([sources[1]], beam=4, n_best=3)[0]
     assert [round(s, 4) for _, s in results.nbest] == [round(h.score, 4) for h in hyps]
+
+
+def test_load_packs_the_linear_layers_a_given_model_is_left_alone(run_dir, sources, monkeypatch):
+    """Translator.load decodes with oneDNN-packed weights (here every linear map, the
+    threshold lowered for the tiny model) and translates as the unpacked model does; a model
+    handed to the constructor (validation's model in training) keeps its layers."""
+    from seq2seq.checkpoint import load_run
+    from seq2seq.runtime import packed
+
+    if not packed.packing_available():
+        pytest.skip("torch built without oneDNN")
+    monkeypatch.setattr(packed, "MIN_PACKED", 1)
+    loaded = seq2seq.Translator.load(run_dir, device="cpu", precision="fp32", beam=4)
+    kinds = {type(m).__name__ for m in loaded.model.modules()}
+    assert "PackedLinear" in kinds and "Linear" not in kinds
+    plain = seq2seq.Translator.from_run(load_run(run_dir, device="cpu"), precision="fp32", beam=4)
+    assert not any(isinstance(m, packed.PackedLinear) for m in plain.model.modules())
+    a, b = loaded.translate(sources), plain.translate(sources)
+    assert [t.text for t in a] == [t.text for t in b]
+    np.testing.assert_allclose([t.score for t in a], [t.score for t in b], atol=1e-4)
