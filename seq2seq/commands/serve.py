@@ -17,7 +17,9 @@ Endpoints (JSON; every error is {"error": message, "field": name, "status": code
 
 Requests that arrive together are translated together: one worker runs the model and takes
 the queued texts with the same options up to --max-batch-tokens (source subwords x beam),
-waiting at most --max-wait-ms for more after the first. Limits: --max-texts texts per request,
+waiting, when other requests are about, at most --max-wait-ms for more after the first (or
+after the previous batch, so that the clients it answered can rejoin); a lone request never
+waits. Limits: --max-texts texts per request,
 --max-chars characters per text, beam 1..--max-beam, n_best <= beam, --max-body-bytes; over
 them the request gets status 413 (sizes) or 422 (values), invalid JSON 400. No request can
 name a file or a model. The server listens on 127.0.0.1 unless --host says otherwise; it has
@@ -76,9 +78,10 @@ def add_parser(subparsers) -> None:
     p.add_argument(
         "--max-wait-ms",
         type=number_in(float, ge=0, le=10_000),
-        default=5.0,
+        default=20.0,
         metavar="MS",
-        help="longest wait for more requests to batch with the first (default 5)",
+        help="under concurrency, longest wait for more requests to batch with the first, "
+        "counted from it or from the previous batch's end (default 20)",
     )
     p.add_argument("--max-texts", type=positive_int, default=64, help="texts per request (64)")
     p.add_argument(

@@ -45,10 +45,11 @@ logger = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Batching:
     """Dynamic batching: a batch holds at most `max_tokens` (source subwords x beam) and
-    waits at most `max_wait_ms` after its first request for others."""
+    waits, under concurrency, at most `max_wait_ms` after its first request or the previous
+    batch's end for others (`batcher.Batcher`)."""
 
     max_tokens: int = 8192
-    max_wait_ms: float = 5.0
+    max_wait_ms: float = 20.0
 
 
 def create_app(
