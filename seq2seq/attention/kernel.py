@@ -20,8 +20,8 @@ against the cache of the positions so far) may attend every key and needs no mas
 
 Where the fused kernel is slower, scores that allow it still take the explicit path
 (:func:`prefers_fused`): on the CPU without autograd (translation, scoring), the written-out
-products beat the CPU's SDPA kernel 1.5-5x at NMT lengths, most of all for a decoding step's
-few queries (docs/performance.md, "Attention kernels at inference on the CPU").
+products beat the CPU's SDPA kernel 1.4-3x at NMT lengths (docs/performance.md, "Decoding
+against CTranslate2"; ``scripts/bench_kernels.py``).
 """
 
 from __future__ import annotations

@@ -1,14 +1,14 @@
 """Linear layers with prepacked weights, for float32 inference on the CPU.
 
 ``F.linear`` on the CPU calls the BLAS (MKL in the official wheels), which packs the weight
-into its blocked layout again at every call, and on CPUs it does not tune for (AMD) runs
-generic code. oneDNN can pack the weight once (``torch.ops.mkldnn._reorder_linear_weight``)
-and multiply by the packed copy (``torch.ops.mkldnn._linear_pointwise``), which is what
-PyTorch's own compiler emits for frozen CPU models. At decoding sizes this is 1.5-3x faster
-for the vocabulary projection and about 1.1-1.8x for the feed-forward layers, and slower for
-the small 256 x 256 attention projections, where the fixed cost of the call dominates
-(docs/performance.md, "Packed weights"). So only weights of at least ``MIN_PACKED`` entries are
-packed; the results equal ``F.linear`` to float32 rounding.
+into its blocked layout inside every call. oneDNN can pack the weight once
+(``torch.ops.mkldnn._reorder_linear_weight``) and multiply by the packed copy
+(``torch.ops.mkldnn._linear_pointwise``), which is what PyTorch's own compiler emits for frozen
+CPU models. At decoding sizes on an AMD CPU with AVX2 this was 1.4-4x faster for the vocabulary
+projection and 1.0-1.5x for the feed-forward layers, and slower for the small 256 x 256
+attention projections, where the fixed cost of the call dominates (docs/performance.md,
+"Decoding against CTranslate2"; ``scripts/bench_kernels.py``). So only weights of at least
+``MIN_PACKED`` entries are packed; the results equal ``F.linear`` to float32 rounding.
 
 The packed copy is a cache of the weight: a :class:`PackedLinear` keeps ``weight`` and
 ``bias`` (its state dict is the original layer's), and is made for inference, where the weights
