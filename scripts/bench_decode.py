@@ -100,6 +100,7 @@ def make_translator(run, *, beam: int, batch_size: int, precision: str) -> Trans
         max_len_ratio=run.config.decode.max_len_ratio,
         max_len_offset=run.config.decode.max_len_offset,
         precision=precision,
+        pack=True,  # the run is this script's own, as in Translator.load: decode as the CLI does
     )
 
 
@@ -240,6 +241,8 @@ def main(argv: list[str] | None = None) -> int:
 PROFILE_LABELS = (
     ("search: log_softmax", "seq2seq.inference.search", "_log_probs"),
     ("search: top-k", "seq2seq.inference.search", "_expand"),
+    ("search: each row's best (logsumexp, top-k)", "seq2seq.inference.search", "_best_tokens"),
+    ("search: top-k", "seq2seq.inference.search", "_expand_best"),
     ("search: length penalty and stopping", "seq2seq.inference.search", "_best_finished"),
     ("search: length penalty and stopping", "seq2seq.inference.search", "_cannot_improve"),
     ("search: host sync", "seq2seq.inference.search", "_fetch"),
@@ -252,6 +255,9 @@ PROFILE_LABELS = (
     ("step: cache extend", "seq2seq.attention.memory", "AttentionMemory.extend"),
     ("step: feed-forward", "seq2seq.models.transformer", "FeedForward.forward"),
     ("step: output projection", "seq2seq.models.embeddings", "OutputProjection.forward"),
+    # fp32 on the CPU: the output projection and the feed-forward layers run packed (inside
+    # "step: feed-forward" for the latter), so this row overlaps that one
+    ("step: prepacked products", "seq2seq.runtime.packed", "PackedLinear.forward"),
 )
 
 
@@ -285,12 +291,15 @@ def labelled_phases() -> Iterator[list[str]]:
             setattr(owner, name, original)
 
 
-#: --profile's time by kind: aten operators (by name) in groups; the rest of the wall-clock
-#: time is Python and dispatch (the search's loop, module calls, argument checks).
+#: --profile's time by kind: aten and oneDNN operators (by name) in groups; the rest of the
+#: wall-clock time is Python and dispatch (the search's loop, module calls, argument checks).
 OP_KINDS = (
-    ("matrix products", ("aten::addmm", "aten::mm", "aten::bmm", "aten::baddbmm")),
+    (
+        "matrix products",
+        ("aten::addmm", "aten::mm", "aten::bmm", "aten::baddbmm", "mkldnn::_linear_pointwise"),
+    ),
     ("attention kernel", ("aten::_scaled_dot_product_flash_attention_for_cpu",)),
-    ("log_softmax and top-k", ("aten::_log_softmax", "aten::topk")),
+    ("log_softmax, logsumexp and top-k", ("aten::_log_softmax", "aten::logsumexp", "aten::topk")),
     (
         "copies (cat, index_select, copy_)",
         ("aten::cat", "aten::index_select", "aten::copy_", "aten::clone", "aten::index"),
@@ -299,8 +308,8 @@ OP_KINDS = (
 
 
 def time_by_kind(averages, wall: float) -> str:
-    """Markdown rows: aten self time by OP_KINDS, other operators, and the remainder."""
-    ops = [e for e in averages if e.key.startswith("aten::")]
+    """Markdown rows: operator self time by OP_KINDS, other operators, and the remainder."""
+    ops = [e for e in averages if e.key.startswith(("aten::", "mkldnn::"))]
     lines = ["| kind | ms | share of wall time |", "|---|---|---|"]
     used = 0.0
     for kind, names in OP_KINDS:

@@ -106,12 +106,13 @@ def greedy_search(
             forced = _prefix_at(prefix, t)
             if sampler is None and forced is None:
                 scores, _, tokens = _expand_best(log_prob, *_best_tokens(logits, 1), 1)
-            elif sampler is None:
-                scores, _, tokens = _expand(log_prob, _force_prefix(_log_probs(logits), forced), 1)
-            else:
+            else:  # a forced prefix or a draw needs the whole distribution
                 log_probs = _force_prefix(_log_probs(logits), forced)
-                tokens = sampler.draw(log_probs, generator)[:, None]
-                scores = log_prob + log_probs.gather(1, tokens)
+                if sampler is None:
+                    scores, _, tokens = _expand(log_prob, log_probs, 1)
+                else:
+                    tokens = sampler.draw(log_probs, generator)[:, None]
+                    scores = log_prob + log_probs.gather(1, tokens)
             history.extend(torch.arange(len(sent), device=dev), tokens[:, 0], weights)
             ended = (tokens[:, 0] == EOS_ID) | (t + 1 >= limit)
             flags, values = _fetch(ended, scores[:, 0])

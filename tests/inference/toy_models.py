@@ -13,6 +13,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
+from seq2seq.models.base import beam_rows
 from seq2seq.vocab import PAD_ID
 
 
@@ -74,7 +75,7 @@ class ToyModel(nn.Module):
         state = ToyState(
             encoded.states[:, :, 0], encoded.src_mask, torch.zeros(n, dtype=torch.long)
         )
-        return state.select(torch.arange(n).repeat_interleave(beam))
+        return state.select(beam_rows(n, beam))
 
     def _logits(self, t: Tensor, prev: Tensor, bias: Tensor) -> Tensor:
         t = t.clamp(max=self.table.size(0) - 1)
