@@ -119,6 +119,7 @@ def ours_worker(job: dict) -> dict:
             beam=job["beam"],
             batch_size=job["batch"],
             length_penalty=job["alpha"],
+            stopping=job["stopping"],
         )
     except (ValueError, TypeError) as exc:  # a precision this version does not offer
         return {"unavailable": str(exc).splitlines()[0]}
@@ -220,6 +221,7 @@ def bench(run: str, src: Path, ref: Path, config, args) -> list[dict]:
                         "batch": args.batch,
                         "threads": args.threads,
                         "alpha": alpha if rule == "default" else 0.0,
+                        "stopping": config.decode.stopping,
                         "max_sentences": args.max_sentences,
                         "precision": kind,
                         "model_dir": str(exported.get(kind, "")),

@@ -47,6 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from seq2seq.checkpoint import load_run
 from seq2seq.data import collate_src, read_lines
+from seq2seq.inference.search import STOPPING_RULES
 from seq2seq.inference.translate import Translator
 from seq2seq.runtime.allocator import release_freed_memory, retain_freed_memory
 from seq2seq.runtime.device import configure_threads, peak_memory_mib, resolve_device
@@ -97,6 +98,7 @@ def make_translator(run, *, beam: int, batch_size: int, precision: str) -> Trans
         beam=beam,
         batch_size=batch_size,
         length_penalty=run.config.decode.length_penalty,
+        stopping=run.config.decode.stopping,
         max_len_ratio=run.config.decode.max_len_ratio,
         max_len_offset=run.config.decode.max_len_offset,
         precision=precision,
@@ -183,6 +185,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--length-penalty", type=float, metavar="A", help="alpha (default: the run's config)"
     )
+    parser.add_argument(
+        "--stopping", choices=STOPPING_RULES, help="beam search's rule (default: the run's config)"
+    )
     args = parser.parse_args(argv)
     retain_freed_memory()
     if args.ctranslate2:
@@ -195,6 +200,8 @@ def main(argv: list[str] | None = None) -> int:
     run = load_run(args.run, device=device)
     if args.length_penalty is not None:
         run.config.decode.length_penalty = args.length_penalty
+    if args.stopping is not None:
+        run.config.decode.stopping = args.stopping
     path = find_test_file(args.data, run.config.data.src_lang)
     lines = [line for line in read_lines(path) if line.strip()][: args.max_sentences]
     too_long = sum(
@@ -378,6 +385,8 @@ def side_by_side(args: argparse.Namespace) -> int:
     args.threads, args.batch = args.threads or 2, args.batch or 32
     if args.length_penalty is not None:
         config.decode.length_penalty = args.length_penalty
+    if args.stopping is not None:
+        config.decode.stopping = args.stopping
     return bench_ctranslate2.main(args.run, src, ref, config, args)
 
 

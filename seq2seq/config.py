@@ -170,6 +170,9 @@ class DecodeConfig:
     max_len_ratio: float = option(1.5, gt=0.0)  # output limit: ratio * src_len + offset
     max_len_offset: int = option(10, ge=0)
     batch_size: int = option(64, ge=1)
+    # Beam search stops when no live hypothesis can win at any reachable length ("exact"), or
+    # at its next token ("early": sooner with length_penalty > 0; the same at 0).
+    stopping: Literal["exact", "early"] = "exact"
 
 
 @dataclass

@@ -298,6 +298,14 @@ def test_choice_names_key_value_choices_and_nearest():
     assert "did you mean 'transformer'?" in message
 
 
+def test_decode_stopping_is_a_choice():
+    assert load().decode.stopping == "exact"
+    assert load(["decode.stopping=early"]).decode.stopping == "early"
+    message = error_of(["decode.stopping=eraly"])
+    assert "decode.stopping: 'eraly' is not allowed" in message
+    assert "did you mean 'early'?" in message
+
+
 def test_attention_type_is_checked_against_the_registry():
     message = error_of(["model.attention.decoder_self.type=addtive"])
     assert "model.attention.decoder_self.type: 'addtive' is not an attention type" in message

@@ -41,6 +41,7 @@ from seq2seq.commands import check_outputs, model_inputs, number_in, positive_in
 from seq2seq.fileio import atomic_open
 from seq2seq.inference.decode import DecodeError as TranslateError
 from seq2seq.inference.sampling import SamplingError
+from seq2seq.inference.search import STOPPING_RULES
 from seq2seq.runtime.device import DEVICES
 from seq2seq.runtime.precision import INFERENCE_PRECISIONS
 
@@ -69,6 +70,12 @@ def add_decode_options(p: argparse.ArgumentParser) -> None:
         type=number_in(float, ge=0, le=LENGTH_PENALTY_MAX),
         metavar="A",
         help=f"GNMT length penalty exponent alpha, 0 (none) to {LENGTH_PENALTY_MAX:g}",
+    )
+    p.add_argument(
+        "--stopping",
+        choices=STOPPING_RULES,
+        help="when beam search stops: exact (no live hypothesis could still win) or early "
+        "(none would win if it ended at its next token; sooner with a length penalty)",
     )
     p.add_argument(
         "--max-len-ratio",
@@ -185,6 +192,7 @@ def load_translator(
             length_penalty=args.length_penalty,
             max_len_ratio=args.max_len_ratio,
             max_len_offset=args.max_len_offset,
+            stopping=args.stopping,
             batch_size=args.batch_size,
             alignments=alignments,
             align_layer=args.align_layer,

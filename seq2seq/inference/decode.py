@@ -20,6 +20,7 @@ import torch
 from seq2seq.data import collate, collate_src, pad_ids
 from seq2seq.inference.sampling import Sampler
 from seq2seq.inference.search import (
+    STOPPING_RULES,
     Hypothesis,
     beam_search,
     greedy_search,
@@ -59,6 +60,7 @@ class DecodeOptions:
     length_penalty: float = 0.6
     max_len_ratio: float = 1.5
     max_len_offset: int = 10
+    stopping: str = "exact"  # beam search's stopping rule (`search.STOPPING_RULES`)
     sampling: Sampler | None = None  # draw n_best samples per sentence instead of searching
     seed: int = 0  # of the samples' random generator
 
@@ -84,6 +86,10 @@ class DecodeOptions:
             )
         if not 0 <= self.length_penalty < float("inf"):
             raise DecodeError(f"length penalty: got {self.length_penalty}, expected >= 0")
+        if self.stopping not in STOPPING_RULES:
+            raise DecodeError(
+                f"stopping: got {self.stopping!r}, expected one of {', '.join(STOPPING_RULES)}"
+            )
 
     def replace(self, **changes: object) -> DecodeOptions:
         """A copy with the given fields changed (None values are ignored)."""
@@ -219,6 +225,7 @@ def _decode_batch(model, src_ids, prefix_ids, options, generator, need_weights, 
             max_len=limit,
             need_weights=need_weights,
             prefix=prefix,
+            stopping=options.stopping,
         )
 
 

@@ -14,8 +14,17 @@ expanded and the best candidates fill the live slots; a candidate ending in EOS 
 finished and its slot closes (the beam shrinks, as in Nematus and Marian), so `beam=1` is
 exactly greedy search. A sentence is done when no slot is live, when its maximum length is
 reached (live hypotheses are then finalised without EOS), or when it has `n_best` finished
-hypotheses that no live one can beat: log-probabilities only decrease with length, so a live
-hypothesis with log-probability p can at best reach max(p / lp(n + 1), p / lp(max_len)).
+hypotheses that no live one can beat. Two stopping rules say what "can beat" means:
+
+* ``exact`` (the default): log-probabilities only decrease with length, so a live hypothesis
+  with log-probability p after n tokens can at best reach max(p / lp(n + 1), p / lp(max_len));
+  the search stops when that cannot beat the n_best-th finished score, so its result is the
+  one an unbounded wait would give.
+* ``early``: every live hypothesis is scored as if it ended at its next token,
+  p / lp(n + 1) (Hugging Face's ``early_stopping=False``; CTranslate2 and OpenNMT-py stop
+  when the best candidate of a step ends). With a length penalty > 0 it stops sooner
+  (docs/commands.md, translate) and can miss a longer hypothesis that would have won; at
+  alpha 0 both rules are the same.
 
 Host synchronisation. On CUDA every read of a device value on the host waits for the queued
 work, so a decoding step reads the device once: `_fetch` copies, in one transfer, the flags and
@@ -47,6 +56,7 @@ from seq2seq.runtime.checks import checked
 from seq2seq.vocab import BOS_ID, EOS_ID, PAD_ID
 
 __all__ = [
+    "STOPPING_RULES",
     "Hypothesis",
     "beam_search",
     "forced_attention",
@@ -55,6 +65,9 @@ __all__ = [
     "max_output_lengths",
     "trim_weights",
 ]
+
+#: Stopping rules of beam search (module docstring).
+STOPPING_RULES = ("exact", "early")
 
 
 def max_output_lengths(
@@ -141,13 +154,15 @@ def beam_search(
     max_len: int | Tensor,
     need_weights: bool = False,
     prefix: Tensor | None = None,
+    stopping: str = "exact",
 ) -> list[list[Hypothesis]]:
     """Batched beam search with the GNMT length penalty; see the module docstring.
 
     src: [N, S] source ids padded with PAD_ID. max_len: output limit in tokens (int or [N]),
     capped by `model.max_positions`. prefix: [N, P] target tokens (no BOS/EOS) that each
     output must start with, right-padded with PAD_ID (a row of PAD: no prefix); the search
-    continues from them, and their log-probabilities count in the scores. Returns, per
+    continues from them, and their log-probabilities count in the scores. stopping: one of
+    `STOPPING_RULES` (module docstring). Returns, per
     sentence in input order, up to `n_best` distinct hypotheses sorted by score (best first).
     `beam=1` gives greedy search's output.
     """
@@ -155,8 +170,11 @@ def beam_search(
         raise ValueError(f"beam: got {beam}, expected an integer >= 1")
     if not 1 <= n_best <= beam:
         raise ValueError(f"n_best: got {n_best}, expected 1 <= n_best <= beam ({beam})")
+    if stopping not in STOPPING_RULES:
+        raise ValueError(f"stopping: got {stopping!r}, expected one of {STOPPING_RULES}")
     if src.size(0) == 0:
         return []
+    exact = stopping == "exact"
     with _decoding(model):
         n, dev, alpha = src.size(0), src.device, length_penalty
         limit = _limits(model, src, max_len)
@@ -196,7 +214,7 @@ def beam_search(
             cum = scores.masked_fill(~live, float("-inf"))
             open_slots = open_slots - eos.sum(dim=1)
             done = ~live.any(dim=1) | at_limit[:, 0]
-            done |= _cannot_improve(cum, best[:, -1], t + 1, limit, alpha)
+            done |= _cannot_improve(cum, best[:, -1], t + 1, limit, alpha, exact)
             flags, values, stops = _fetch(ending, scores, done)
             for row, flag in enumerate(flags):  # row = i * beam + slot
                 if flag:
@@ -371,15 +389,19 @@ def _best_finished(
     return torch.cat([best, new], dim=1).topk(best.size(1), dim=1).values
 
 
-def _cannot_improve(cum: Tensor, kth: Tensor, steps: int, limit: Tensor, alpha: float) -> Tensor:
+def _cannot_improve(
+    cum: Tensor, kth: Tensor, steps: int, limit: Tensor, alpha: float, exact: bool = True
+) -> Tensor:
     """[n] True where the best live score cannot beat the n_best-th finished score.
 
     cum: [n, B] live log-probs after `steps` tokens; kth: [n] (-inf until n_best finished).
     A live hypothesis would be finalised with a length in steps + 1 .. limit; p / lp(len) is
-    monotone in len, so its best reachable score is at one of the two ends.
+    monotone in len, so its best reachable score is at one of the two ends (``exact``), or is
+    taken to be the score at steps + 1 (the ``early`` rule; module docstring).
     """
     best = cum.max(dim=1).values
-    shortest = length_penalty(torch.full_like(best, steps + 1.0), alpha)
-    longest = length_penalty(limit.to(best.dtype).clamp(min=steps + 1.0), alpha)
-    bound = torch.maximum(best / shortest, best / longest)
+    bound = best / length_penalty(torch.full_like(best, steps + 1.0), alpha)
+    if exact:
+        longest = length_penalty(limit.to(best.dtype).clamp(min=steps + 1.0), alpha)
+        bound = torch.maximum(bound, best / longest)
     return (bound <= kth) & torch.isfinite(kth)

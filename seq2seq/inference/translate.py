@@ -85,6 +85,7 @@ class Translator:
         length_penalty: float = 0.6,
         max_len_ratio: float = 1.5,
         max_len_offset: int = 10,
+        stopping: str = "exact",
         batch_size: int = 64,
         precision: str = "fp32",
         alignments: bool = False,
@@ -110,6 +111,7 @@ class Translator:
             length_penalty=length_penalty,
             max_len_ratio=max_len_ratio,
             max_len_offset=max_len_offset,
+            stopping=stopping,
             sampling=sampling,
             seed=seed,
         )
@@ -159,9 +161,9 @@ class Translator:
 
         device: auto (CUDA when present), cpu, cuda or a torch.device. precision: auto, fp32,
         bf16 or int8 (CPU). options: any keyword of the constructor (beam, n_best,
-        length_penalty, max_len_ratio, max_len_offset, batch_size, sampling, temperature,
-        seed, align_layer, align_head); those not given, or None, come from the (first)
-        run's ``decode`` config section.
+        length_penalty, max_len_ratio, max_len_offset, stopping, batch_size, sampling,
+        temperature, seed, align_layer, align_head); those not given, or None, come from the
+        (first) run's ``decode`` config section.
         """
         from seq2seq.checkpoint import load_run
 
@@ -190,6 +192,7 @@ class Translator:
             "length_penalty": decode.length_penalty,
             "max_len_ratio": decode.max_len_ratio,
             "max_len_offset": decode.max_len_offset,
+            "stopping": decode.stopping,
             "batch_size": decode.batch_size,
         }
         given = {key: value for key, value in options.items() if value is not None}
@@ -342,6 +345,7 @@ class Translator:
             "tgt_vocab_size": self.tokenizer.tgt_vocab_size,
             "beam": self.options.beam,
             "length_penalty": self.options.length_penalty,
+            "stopping": self.options.stopping,
             "precision": self.precision,
             "device": str(self.device),
         }

@@ -128,6 +128,22 @@ def test_describe(translator):
     assert info["attention"]["cross"] == {"type": "scaled_dot", "heads": 2}
     assert info["parameters"] == sum(p.numel() for p in translator.model.parameters())
     assert info["beam"] == 4
+    assert info["stopping"] == "exact"  # the config's default
+
+
+def test_stopping_comes_from_the_config_unless_given(run_dir, sources):
+    from seq2seq.checkpoint import load_run
+
+    run = load_run(run_dir, device="cpu")
+    run.config.decode.stopping = "early"
+    assert seq2seq.Translator.from_run(run).options.stopping == "early"
+    given = seq2seq.Translator.from_run(run, stopping="exact", length_penalty=0.0)
+    early = seq2seq.Translator.from_run(run, length_penalty=0.0)
+    assert given.options.stopping == "exact"
+    # at alpha 0 the two rules are the same test
+    assert [t.text for t in given.translate(sources)] == [t.text for t in early.translate(sources)]
+    with pytest.raises(ValueError, match="stopping: got 'soon', expected one of exact, early"):
+        seq2seq.Translator.from_run(run, stopping="soon")
 
 
 def test_bad_input(translator, run_dir, tmp_path):

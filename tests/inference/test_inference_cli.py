@@ -363,6 +363,7 @@ def test_translate_sampling_and_prefix(tiny, tmp_path, monkeypatch, capsys):
         (["--sampling", "full", "--beam", "3"], "--beam 3: --sampling"),
         (["--sampling", "full", "--temperature", "-1"], "--temperature"),
         (["--prefix", "PREFIX2"], "has 2 lines but the input"),
+        (["--stopping", "never"], "--stopping: invalid choice: 'never'"),
     ],
 )
 def test_translate_bad_decoding_options(tiny, tmp_path, monkeypatch, capsys, extra, message):
@@ -374,3 +375,15 @@ def test_translate_bad_decoding_options(tiny, tmp_path, monkeypatch, capsys, ext
     code, _, err = run_cli([*args, *extra], monkeypatch, capsys)
     assert code == 2 and message in err
     assert not out.exists() and not list(tmp_path.glob(".*tmp*"))
+
+
+def test_translate_stopping_rule(tiny, tmp_path, monkeypatch, capsys):
+    from seq2seq.inference.translate import Translator
+
+    run_dir, data = tiny
+    lines = (data / "test.en").read_text(encoding="utf-8").splitlines()[:8]
+    args = ["translate", str(run_dir), "--input", str(data / "test.en"), "--beam", "3"]
+    code, out, _ = run_cli([*args, "--stopping", "early"], monkeypatch, capsys)
+    assert code == 0
+    expected = Translator.load(run_dir, device="cpu", beam=3, stopping="early").translate(lines)
+    assert out.splitlines()[: len(lines)] == [t.text for t in expected]

@@ -78,6 +78,62 @@ def test_stopping_bound_uses_the_longest_reachable_length(toy_model):
     best = beam_search(model, torch.tensor([[4]]), beam=2, length_penalty=1.0, max_len=10)[0][0]
     assert best.tokens == [A] * 10
     assert best.score == pytest.approx((-0.8 + 9 * math.log(0.999)) / 2.5, abs=1e-4)
+    # The early rule scores "a" at its next length only: -0.8 / lp(2) = -0.686 < -0.6, so the
+    # search stops after step 0 with the finished "".
+    early = beam_search(
+        model, torch.tensor([[4]]), beam=2, length_penalty=1.0, max_len=10, stopping="early"
+    )[0][0]
+    assert early.tokens == [] and early.score == pytest.approx(-0.6, abs=1e-6)
+
+
+class StepCounter:
+    """A model wrapper that counts decoder steps (and the rows they carry)."""
+
+    def __init__(self, model) -> None:
+        self.model, self.steps, self.rows = model, 0, 0
+
+    def __getattr__(self, name):
+        return getattr(self.model, name)
+
+    def step(self, prev, state, need_weights=False):
+        self.steps += 1
+        self.rows += prev.shape[0]
+        return self.model.step(prev, state, need_weights=need_weights)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_early_stopping_rule(toy_model, make_table, seed):
+    # At alpha 0 both rules are the same test (p / lp = p); with a penalty the early rule
+    # never decodes more steps than the exact one, and each of its outputs is a hypothesis
+    # the exact search would rank no higher than its own best.
+    model = toy_model(make_table(6, 12, seed=seed), src_scale=2.0)
+    src = src_batch([5, 1, 8, 3, 6, 2, 7], seed=seed)
+    limit = max_output_lengths(src, ratio=1.5, offset=4)
+    for alpha in (0.0, 0.6, 2.0):
+        runs = {}
+        for rule in ("exact", "early"):
+            counter = StepCounter(model)
+            found = beam_search(
+                counter, src, beam=3, n_best=2, length_penalty=alpha, max_len=limit, stopping=rule
+            )
+            runs[rule] = (found, counter.steps, counter.rows)
+        (exact, exact_steps, exact_rows), (early, early_steps, early_rows) = runs.values()
+        assert early_steps <= exact_steps and early_rows <= exact_rows
+        for e, x in zip(early, exact, strict=True):
+            assert e[0].score <= x[0].score + 1e-6
+        if alpha == 0.0:
+            assert (early_steps, early_rows) == (exact_steps, exact_rows)
+            assert [[h.tokens for h in hs] for hs in early] == [
+                [h.tokens for h in hs] for hs in exact
+            ]
+
+
+def test_unknown_stopping_rule_is_refused(toy_model, make_table):
+    model = toy_model(make_table(2, 6, seed=0))
+    with pytest.raises(
+        ValueError, match=r"stopping: got 'never', expected one of \('exact', 'early'\)"
+    ):
+        beam_search(model, src_batch([3]), beam=2, max_len=4, stopping="never")
 
 
 def exhaustive(table: torch.Tensor, max_len: int, alpha: float):
