@@ -52,6 +52,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--words", type=int, default=13, help="sentence length of the latency run")
     p.add_argument("--word-requests", type=int, default=40, help="requests of that run")
     p.add_argument("--beam", type=int, default=5)
+    p.add_argument("--stopping", choices=("exact", "early"),
+                   help="beam search's stopping rule of the server and the batch job "
+                   "(default: the run's decode.stopping)")  # fmt: skip
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--out", type=Path, help="also write the report here")
     p.add_argument("--", dest="server_args", metavar="SERVE_OPTION", nargs="*",
@@ -75,8 +78,8 @@ def read_sentences(path: Path) -> list[str]:
 class Server:
     """`seq2seq serve` in a subprocess on a free port."""
 
-    def __init__(self, run: str, beam: int, extra: list[str]) -> None:
-        cmd = [sys.executable, "-m", "seq2seq", "serve", run, "--port", "0", "--beam", str(beam)]
+    def __init__(self, run: str, decode: list[str], extra: list[str]) -> None:
+        cmd = [sys.executable, "-m", "seq2seq", "serve", run, "--port", "0", *decode]
         self.cmd = cmd + extra
         self.proc = subprocess.Popen(self.cmd, stderr=subprocess.PIPE, text=True)
         self.lines: list[str] = []
@@ -183,13 +186,20 @@ def percentiles(latencies: list[float]) -> dict[str, float]:
 # --- the batch job ----------------------------------------------------------------------------
 
 
-def batch_job(run: str, beam: int, sentences: list[str], tmp: Path) -> tuple[float, list[str]]:
+def decode_options(args) -> list[str]:
+    """The decoding options the server and the batch job share."""
+    return ["--beam", str(args.beam)] + (["--stopping", args.stopping] if args.stopping else [])
+
+
+def batch_job(
+    run: str, decode: list[str], sentences: list[str], tmp: Path
+) -> tuple[float, list[str]]:
     """(sentences/s of `seq2seq translate` net of its start-up, its output lines)."""
 
     def timed(lines: list[str], name: str) -> float:
         src, out = tmp / f"{name}.en", tmp / f"{name}.de"
         src.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-        cmd = [sys.executable, "-m", "seq2seq", "translate", run, "--beam", str(beam)]
+        cmd = [sys.executable, "-m", "seq2seq", "translate", run, *decode]
         start = time.perf_counter()
         subprocess.run([*cmd, "--input", str(src), "--output", str(out)], check=True,
                        stderr=subprocess.DEVNULL)  # fmt: skip
@@ -214,7 +224,7 @@ def health(address) -> dict:
 
 
 def one_round(args, address, sentences, word_sentences, tmp: Path) -> dict:
-    result: dict = {"batch": batch_job(args.run, args.beam, sentences, tmp)}
+    result: dict = {"batch": batch_job(args.run, decode_options(args), sentences, tmp)}
     for clients in args.levels:
         before = health(address)
         result[clients] = load(address, args.beam, sentences, clients)
@@ -261,7 +271,8 @@ def report(args, rounds: list[dict], n: int, n_words: int, server: Server) -> st
             f"{med(x['p95'] for x in rows):>8.0f} {med(x['p99'] for x in rows):>8.0f} "
             f"{sum(x['errors'] for x in rows):>7} {med(x['per_batch'] for x in rows):>10.1f}"
         )
-    lines.append(f"{'batch':>8} {batch:>8.1f} {'100%':>9}   (seq2seq translate, one job)")
+    job = " ".join(decode_options(args))
+    lines.append(f"{'batch':>8} {batch:>8.1f} {'100%':>9}   (seq2seq translate {job}, one job)")
     words = [r["words"] for r in rounds]
     lines += [
         "",
@@ -291,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     every = read_sentences(args.data)
     sentences = every[: args.requests]
     word_sentences = [s for s in every if len(s.split()) == args.words][: args.word_requests]
-    server = Server(args.run, args.beam, args.server_args)
+    server = Server(args.run, decode_options(args), args.server_args)
     rounds = []
     try:
         warm = [every[-i] for i in range(1, 9)]

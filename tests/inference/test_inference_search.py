@@ -334,6 +334,16 @@ def test_search_restores_training_mode(toy_model):
     greedy_search(model, torch.tensor([[4]]), max_len=3)
     assert model.training
     assert isinstance(beam_search(model, torch.tensor([[4]]), beam=2, max_len=3)[0][0], Hypothesis)
+    # a module in training mode anywhere in the model is switched off, and back on after
+    model.eval()
+    model.probe = torch.nn.Dropout(0.5)  # in training mode: the model is not eval throughout
+    seen = []
+    model.probe.register_forward_pre_hook(lambda m, _: seen.append(m.training))
+    step = model.step
+    model.step = lambda *args, **kwargs: (model.probe(torch.ones(1)), step(*args, **kwargs))[1]
+    greedy_search(model, torch.tensor([[4]]), max_len=2)
+    assert seen and not any(seen)
+    assert model.probe.training is False and model.training is False  # model.train(False)
 
 
 def test_candidates_from_each_rows_best_equal_those_of_the_whole_log_softmax():
