@@ -248,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
 PROFILE_LABELS = (
     ("search: log_softmax", "seq2seq.inference.search", "_log_probs"),
     ("search: top-k", "seq2seq.inference.search", "_expand"),
-    ("search: each row's best (logsumexp, top-k)", "seq2seq.inference.search", "_best_tokens"),
+    ("search: each row's best (log_softmax, top-k)", "seq2seq.inference.search", "_best_tokens"),
     ("search: top-k", "seq2seq.inference.search", "_expand_best"),
     ("search: length penalty and stopping", "seq2seq.inference.search", "_best_finished"),
     ("search: length penalty and stopping", "seq2seq.inference.search", "_cannot_improve"),

@@ -14,6 +14,7 @@ from seq2seq.inference.search import (
     _expand,
     _expand_best,
     _log_probs,
+    _row_topk,
     length_penalty,
     max_output_lengths,
 )
@@ -360,3 +361,25 @@ def test_candidates_from_each_rows_best_equal_those_of_the_whole_log_softmax():
     torch.testing.assert_close(best[0], full[0], rtol=0, atol=1e-6)
     assert torch.equal(best[1], full[1]) and torch.equal(best[2], full[2])
     assert not torch.isin(best[2], torch.tensor([PAD_ID, BOS_ID])).any()
+
+
+@pytest.mark.parametrize(
+    ("rows", "size", "k"),
+    [(160, 8000, 5), (20, 8000, 1), (16, 1000, 10), (40, 64 * 7 + 13, 1), (3, 8000, 5)],
+)
+def test_row_topk_equals_topk(rows, size, k):
+    """The blocked top-k (many long rows) gives torch.topk's values and indices; -inf entries
+    (PAD, BOS), a partial last block and a row whose best entries share one block included."""
+    gen = torch.Generator().manual_seed(rows + size + k)
+    x = torch.randn(rows, size, generator=gen, dtype=torch.float64).float() * 4
+    x[:, PAD_ID] = x[:, BOS_ID] = float("-inf")
+    x[0, 70 : 70 + k] = 50.0 + torch.arange(k)  # all in one block
+    x[1, -1] = 60.0  # in the partial block, when there is one
+    x[2, :] = float("-inf")
+    x[2, 5] = 0.0  # one finite entry
+    values, index = _row_topk(x, k)
+    expected_values, expected_index = x.topk(k, dim=-1)
+    assert torch.equal(values, expected_values)
+    finite = torch.isfinite(expected_values)  # among -inf entries the order is arbitrary
+    assert torch.equal(index[finite], expected_index[finite])
+    assert torch.equal(x.gather(1, index), values)
