@@ -26,6 +26,7 @@ from seq2seq.runtime.dropout import Dropout
 from .base import (
     Encoded,
     Seq2Seq,
+    beam_rows,
     check_tokens,
     group_entries,
     init_linears,
@@ -374,13 +375,29 @@ class TransformerSeq2Seq(Seq2Seq):
         """prev_tokens [B] -> logits [B, V], new state, {"decoder_self": [B, L, H, t + 1],
         "cross": [B, L, H, S]} or {}. Raises ValueError past max_positions."""
         check_tokens("prev_tokens", prev_tokens, 1)
+        group = state.group
         if checks_enabled():
             sentences = state.cross_memories[0].keys.shape[0]
-            if prev_tokens.shape[0] != sentences * state.group:
+            if prev_tokens.shape[0] != sentences * group:
                 raise ValueError(
                     f"prev_tokens has {prev_tokens.shape[0]} rows, expected {sentences} "
-                    f"sentences x {state.group} rows per sentence = {sentences * state.group}"
+                    f"sentences x {group} rows per sentence = {sentences * group}"
                 )
+        if state.position == 0 and group > 1 and _same_in_groups(prev_tokens, group):
+            # A beam's rows all read BOS first: one row per sentence, then repeated.
+            one = dataclasses.replace(state, group=1)
+            logits, one, weights = self._step(prev_tokens[::group], one, need_weights)
+            rows = beam_rows(logits.shape[0], group, logits.device)
+            caches = tuple(cache.select(rows) for cache in one.self_caches)
+            repeated = {slot: w.repeat_interleave(group, dim=0) for slot, w in weights.items()}
+            new_state = dataclasses.replace(one, self_caches=caches, group=group)
+            return logits.repeat_interleave(group, dim=0), new_state, repeated
+        return self._step(prev_tokens, state, need_weights)
+
+    def _step(
+        self, prev_tokens: Tensor, state: TransformerState, need_weights: bool
+    ) -> tuple[Tensor, TransformerState, dict[str, Tensor]]:
+        """`step` on checked arguments, every row computed."""
         x = self._embed(self.tgt_embed, prev_tokens.unsqueeze(1), state.position)  # [B, 1, D]
         caches, w_self, w_cross = [], [], []
         for layer, cache, memory in zip(
@@ -400,6 +417,11 @@ class TransformerSeq2Seq(Seq2Seq):
             return logits, new_state, {}
         weights = {"decoder_self": stack_step_weights(w_self), "cross": stack_step_weights(w_cross)}
         return logits, new_state, weights
+
+
+def _same_in_groups(tokens: Tensor, group: int) -> bool:
+    """Whether every block of ``group`` consecutive tokens [B] holds one token (reads it)."""
+    return bool((tokens.view(-1, group) == tokens[::group, None]).all())
 
 
 def _cross_mask(encoded: Encoded) -> Tensor | None:

@@ -23,7 +23,8 @@ models_util = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(models_util)
 
 STEPS = 15
-BEFORE_AND_AFTER = 8  # limits, token checks, padding test, source lengths, results
+BEFORE_AND_AFTER = 9  # limits, token checks, padding test, source lengths, results, and
+# whether the first step of a beam reads one token per sentence (the Transformer computes it once)
 READS = ("item", "tolist", "nonzero", "__bool__", "__int__", "__float__", "__index__")
 
 

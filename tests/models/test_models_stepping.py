@@ -269,6 +269,38 @@ def test_beam_state_equals_repeated_rows(arch, variant):
         grouped, plain, rows = grouped.select(index), plain.select(index), rows[index]
 
 
+@pytest.mark.parametrize("same", [True, False])
+def test_first_step_of_a_beam_runs_once_per_sentence(same):
+    """At position 0 a beam's rows that read one token are computed once per sentence and
+    repeated; rows that differ are computed each. Both equal the repeated-rows state."""
+    beam = 3
+    model = make_model(tiny_config("transformer"))
+    src, tgt_in = random_batch(seed=5)
+    encoded = model.encode(src)
+    rows = beam_rows(src.shape[0], beam)
+    prev = tgt_in[rows, 0].clone()  # BOS
+    if not same:
+        prev[1] = 7
+    seen = []
+    layer = model.decoder_layers[0]
+    original = layer.step
+    layer.step = lambda x, *rest: (seen.append(x.shape[0]), original(x, *rest))[1]
+    grouped = model.init_state(encoded, beam=beam)
+    a_logits, grouped, a_weights = model.step(prev, grouped, need_weights=True)
+    layer.step = original
+    plain = model.init_state(encoded).select(rows)
+    b_logits, plain, b_weights = model.step(prev, plain, need_weights=True)
+    assert seen == [src.shape[0] if same else src.shape[0] * beam]
+    torch.testing.assert_close(a_logits, b_logits, **EXACT)
+    for slot in a_weights:
+        torch.testing.assert_close(a_weights[slot], b_weights[slot], **EXACT)
+    assert grouped.group == beam and grouped.position == 1
+    nxt = tgt_in[rows, 1]
+    a_logits, _, _ = model.step(nxt, grouped)
+    b_logits, _, _ = model.step(nxt, plain)
+    torch.testing.assert_close(a_logits, b_logits, **EXACT)
+
+
 @pytest.mark.parametrize("arch", ["rnn", "transformer"])
 def test_beam_state_select_refuses_split_groups(arch):
     model = make_model(tiny_config(arch))
