@@ -14,12 +14,15 @@ What is measured, on loopback, on the source side of Multi30k test_2016_flickr (
 * one client alone on the sentences of exactly 13 words (--words): the p50 latency the goal
   speaks of ("under 150 ms for a 13-word sentence").
 * the batch job: `seq2seq translate RUN --input FILE --output FILE` on the same sentences with
-  the same beam; its time is the command's wall time minus that of the same command on an
-  empty input (start-up and model loading), so both sides count translation only.
-Each round measures everything once; the table shows the median of the rounds (and the
-share of the batch job's sentences/s reached at each concurrency, and the mean number of
-requests per model batch, read from the server's /health counters). The server and the clients
-share the machine's cores, as a batch job and its reader would not.
+  the same decoding options (--beam, --stopping); its time is the command's wall time minus
+  that of the same command on an empty input (start-up and model loading), so both sides count
+  translation only. It runs before the first concurrency and after each one, and each
+  concurrency's share is its sentences/s against the mean of the two runs beside it: the
+  machine's speed drifts within a round, and the shares of adjacent measurements are steadier.
+Each round measures everything once; the table shows the median of the rounds (sentences/s,
+the share of the batch job's, latencies, and the mean number of requests per model batch, read
+from the server's /health counters), then each round's share at the highest concurrency. The
+server and the clients share the machine's cores, as a batch job and its reader would not.
 """
 
 from __future__ import annotations
@@ -224,13 +227,21 @@ def health(address) -> dict:
 
 
 def one_round(args, address, sentences, word_sentences, tmp: Path) -> dict:
-    result: dict = {"batch": batch_job(args.run, decode_options(args), sentences, tmp)}
+    """Each concurrency between two runs of the batch job: its share is taken against their
+    mean, so that the machine's drift within a round cancels out."""
+    job = decode_options(args)
+    batches = [batch_job(args.run, job, sentences, tmp)]
+    result: dict = {}
     for clients in args.levels:
         before = health(address)
         result[clients] = load(address, args.beam, sentences, clients)
         after = health(address)
-        batches = max(1, after["batches"] - before["batches"])
-        result[clients]["per_batch"] = (after["jobs"] - before["jobs"]) / batches
+        served = max(1, after["batches"] - before["batches"])
+        result[clients]["per_batch"] = (after["jobs"] - before["jobs"]) / served
+        batches.append(batch_job(args.run, job, sentences, tmp))
+        beside = (batches[-2][0] + batches[-1][0]) / 2
+        result[clients]["share"] = result[clients]["sent_s"] / beside
+    result["batch"] = (statistics.median(b[0] for b in batches), batches[0][1])
     result["words"] = load(address, args.beam, word_sentences, 1)
     return result
 
@@ -258,7 +269,8 @@ def report(args, rounds: list[dict], n: int, n_words: int, server: Server) -> st
         f"server: seq2seq {' '.join(shlex.quote(a) for a in server.cmd[3:])}",
         f"  {server.banner}",
         f"{n} requests of one Multi30k test sentence each per concurrency, beam {args.beam}, "
-        f"median of {len(rounds)} round(s)",
+        f"median of {len(rounds)} round(s); vs batch: sentences/s against the mean of the batch "
+        "jobs run just before and just after",
         "",
         f"{'clients':>8} {'sent/s':>8} {'vs batch':>9} {'p50 ms':>8} {'p95 ms':>8} "
         f"{'p99 ms':>8} {'errors':>7} {'req/batch':>10}",
@@ -267,12 +279,16 @@ def report(args, rounds: list[dict], n: int, n_words: int, server: Server) -> st
         rows = [r[clients] for r in rounds]
         sent = med(x["sent_s"] for x in rows)
         lines.append(
-            f"{clients:>8} {sent:>8.1f} {sent / batch:>8.0%} {med(x['p50'] for x in rows):>8.0f} "
+            f"{clients:>8} {sent:>8.1f} {med(x['share'] for x in rows):>8.1%} "
+            f"{med(x['p50'] for x in rows):>8.0f} "
             f"{med(x['p95'] for x in rows):>8.0f} {med(x['p99'] for x in rows):>8.0f} "
             f"{sum(x['errors'] for x in rows):>7} {med(x['per_batch'] for x in rows):>10.1f}"
         )
     job = " ".join(decode_options(args))
     lines.append(f"{'batch':>8} {batch:>8.1f} {'100%':>9}   (seq2seq translate {job}, one job)")
+    top = args.levels[-1]
+    per_round = ", ".join(f"{r[top]['share']:.1%}" for r in rounds)
+    lines.append(f"{top} clients against the batch jobs beside them, per round: {per_round}")
     words = [r["words"] for r in rounds]
     lines += [
         "",

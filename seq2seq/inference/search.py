@@ -32,6 +32,8 @@ scores the host needs to set finished hypotheses aside and to know how many rows
 Everything else stays on the device: the rows to keep are indexed with `nonzero_static` (the
 count is known on the host), the n_best-th finished score that stops beam search early is kept
 on the device, and finished hypotheses hold their tokens on the device until the search ends.
+The first step may read more: the argument checks run there, and the Transformer reads whether
+a beam's rows hold one token (it then computes that step once per sentence).
 """
 
 from __future__ import annotations

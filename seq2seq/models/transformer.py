@@ -420,7 +420,7 @@ class TransformerSeq2Seq(Seq2Seq):
 
 
 def _same_in_groups(tokens: Tensor, group: int) -> bool:
-    """Whether every block of ``group`` consecutive tokens [B] holds one token (reads it)."""
+    """Whether each block of ``group`` consecutive entries of ``tokens`` [B] holds one value."""
     return bool((tokens.view(-1, group) == tokens[::group, None]).all())
 
 
