@@ -63,10 +63,19 @@ class BatcherStats:
 class Batcher:
     """A queue of translation jobs and the worker thread that serves them in batches."""
 
-    def __init__(self, run: RunBatch, *, max_tokens: int, max_wait: float) -> None:
+    def __init__(
+        self,
+        run: RunBatch,
+        *,
+        max_tokens: int,
+        max_wait: float,
+        on_start: Callable[[], None] | None = None,
+    ) -> None:
+        """``on_start`` runs first in the worker thread (per-thread settings of the model)."""
         if max_tokens < 1 or max_wait < 0:
             raise ValueError(f"batcher: max_tokens {max_tokens} < 1 or max_wait {max_wait} < 0")
         self.run, self.max_tokens, self.max_wait = run, max_tokens, max_wait
+        self.on_start = on_start
         self.stats = BatcherStats()
         self._jobs: list[Job] = []
         self._cond = threading.Condition()
@@ -102,6 +111,8 @@ class Batcher:
     # --- the worker ---------------------------------------------------------------------------
 
     def _loop(self) -> None:
+        if self.on_start is not None:
+            self.on_start()
         while (batch := self._next_batch()) is not None:
             self._serve(batch)
             self._busy_until, self._last_jobs = time.monotonic(), len(batch)

@@ -56,6 +56,39 @@ def test_queued_jobs_with_the_same_options_share_a_batch():
     assert batcher.stats.batches == 3 and batcher.stats.jobs == 6
 
 
+def test_on_start_runs_in_the_worker_thread_before_any_batch():
+    events = []
+    batcher = Batcher(
+        lambda texts, key: events.append(("batch", threading.current_thread())) or texts,
+        max_tokens=10,
+        max_wait=0,
+        on_start=lambda: events.append(("start", threading.current_thread())),
+    )
+    assert batcher.submit(["a"], "A", 1).result(5) == ["a"]
+    batcher.close(5)
+    assert [name for name, _ in events] == ["start", "batch"]
+    assert events[0][1] is events[1][1] is not threading.main_thread()
+
+
+def test_the_server_worker_decodes_with_the_servers_thread_count():
+    import torch
+
+    from seq2seq.serve.app import _same_threads
+
+    before = torch.get_num_threads()
+    seen = []
+    try:
+        torch.set_num_threads(1)
+        apply = _same_threads()
+        torch.set_num_threads(2)  # the process's count changes afterwards: the worker keeps 1
+        worker = threading.Thread(target=lambda: (apply(), seen.append(torch.get_num_threads())))
+        worker.start()
+        worker.join(5)
+    finally:
+        torch.set_num_threads(before)
+    assert seen == [1]
+
+
 def test_token_budget_bounds_a_batch_but_a_large_job_runs_alone():
     recorder = Recorder()
     batcher = _busy_batcher(recorder, max_tokens=7, max_wait=0)
