@@ -247,9 +247,7 @@ def main(argv: list[str] | None = None) -> int:
 #: ``record_function`` of that name while profiling (those missing in this version are skipped).
 PROFILE_LABELS = (
     ("search: log_softmax", "seq2seq.inference.search", "_log_probs"),
-    ("search: top-k", "seq2seq.inference.search", "_expand"),
-    ("search: each row's best (log_softmax, top-k)", "seq2seq.inference.search", "_best_tokens"),
-    ("search: top-k", "seq2seq.inference.search", "_expand_best"),
+    ("search: top-k (each row's, then each sentence's)", "seq2seq.inference.search", "_expand"),
     ("search: length penalty and stopping", "seq2seq.inference.search", "_best_finished"),
     ("search: length penalty and stopping", "seq2seq.inference.search", "_cannot_improve"),
     ("search: host sync", "seq2seq.inference.search", "_fetch"),

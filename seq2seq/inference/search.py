@@ -118,16 +118,12 @@ def greedy_search(
         for t in range(int(limit.max())):
             with checked(t == 0):  # the arguments' layout is checked at the first step only
                 logits, state, weights = model.step(prev, state, need_weights=need_weights)
-            forced = _prefix_at(prefix, t)
-            if sampler is None and forced is None:
-                scores, _, tokens = _expand_best(log_prob, *_best_tokens(logits, 1), 1)
-            else:  # a forced prefix or a draw needs the whole distribution
-                log_probs = _force_prefix(_log_probs(logits), forced)
-                if sampler is None:
-                    scores, _, tokens = _expand(log_prob, log_probs, 1)
-                else:
-                    tokens = sampler.draw(log_probs, generator)[:, None]
-                    scores = log_prob + log_probs.gather(1, tokens)
+            log_probs = _force_prefix(_log_probs(logits), _prefix_at(prefix, t))
+            if sampler is None:
+                scores, _, tokens = _expand(log_prob, log_probs, 1)
+            else:
+                tokens = sampler.draw(log_probs, generator)[:, None]
+                scores = log_prob + log_probs.gather(1, tokens)
             history.extend(torch.arange(len(sent), device=dev), tokens[:, 0], weights)
             ended = (tokens[:, 0] == EOS_ID) | (t + 1 >= limit)
             flags, values = _fetch(ended, scores[:, 0])
@@ -199,12 +195,8 @@ def beam_search(
                 logits, state, weights = model.step(prev, state, need_weights=need_weights)
             forced = _prefix_at(prefix, t)
             forced = None if forced is None else forced.repeat_interleave(beam, dim=0)
-            if forced is None:  # [n, beam] each
-                scores, origin, tokens = _expand_best(cum, *_best_tokens(logits, beam), beam)
-            else:
-                scores, origin, tokens = _expand(
-                    cum, _force_prefix(_log_probs(logits), forced), beam
-                )
+            log_probs = _force_prefix(_log_probs(logits), forced)
+            scores, origin, tokens = _expand(cum, log_probs, beam)  # [n, beam] each
             origin = (origin + torch.arange(len(sent), device=dev)[:, None] * beam).view(-1)
             history.extend(origin, tokens.view(-1), weights)
             valid = (rank < open_slots[:, None]) & torch.isfinite(scores)
@@ -328,13 +320,6 @@ def _log_probs(logits: Tensor) -> Tensor:
     return log_probs
 
 
-def _best_tokens(logits: Tensor, k: int) -> tuple[Tensor, Tensor]:
-    """The k most probable next tokens of each row and their log-probabilities, [R, k] each,
-    best first; PAD and BOS are never chosen (`_log_probs`: one fused log-softmax kernel,
-    faster on the CPU than a logsumexp beside the logits)."""
-    return _row_topk(_log_probs(logits), min(k, logits.size(-1)))
-
-
 #: `_row_topk` takes the rows' maxima over blocks of this many entries.
 TOPK_BLOCK = 64
 
@@ -366,18 +351,6 @@ def _row_topk(x: Tensor, k: int) -> tuple[Tensor, Tensor]:
     return values, index.gather(1, position)
 
 
-def _expand_best(cum: Tensor, best: Tensor, best_tokens: Tensor, k: int):
-    """`_expand` from each row's best candidates (`_best_tokens`): the best k continuations
-    of a sentence are among its rows' k best. cum: [n, B]; best, best_tokens: [n * B, k'].
-    Returns scores [n, k], origin slot in 0..B-1 [n, k] and token [n, k], best first."""
-    n, b = cum.shape
-    per_row = best.size(-1)
-    candidates = (cum[:, :, None] + best.view(n, b, per_row)).view(n, b * per_row)
-    scores, index = candidates.topk(k, dim=1)
-    tokens = best_tokens.view(n, b * per_row).gather(1, index)
-    return scores, index // per_row, tokens
-
-
 def _prefix_at(prefix: Tensor | None, t: int) -> Tensor | None:
     """The prefix tokens [R, 1] forced at step t (PAD_ID: none), or None past every prefix."""
     return None if prefix is None or t >= prefix.size(1) else prefix[:, t : t + 1]
@@ -398,12 +371,16 @@ def _expand(cum: Tensor, log_probs: Tensor, k: int) -> tuple[Tensor, Tensor, Ten
 
     cum: [n, B] cumulative log-probs of the rows; log_probs: [n * B, V] of their next token.
     Returns scores [n, k], origin slot in 0..B-1 [n, k] and token [n, k], best first.
+    The sentence's best k are among its rows' best k each, so the running scores are added to
+    those (`_row_topk`), not to the whole [n, B x V] of candidates.
     """
     n, b = cum.shape
-    vocab = log_probs.size(-1)
-    candidates = (cum[:, :, None] + log_probs.view(n, b, vocab)).view(n, b * vocab)
+    best, best_tokens = _row_topk(log_probs, min(k, log_probs.size(-1)))  # [n * B, k']
+    per_row = best.size(-1)
+    candidates = (cum[:, :, None] + best.view(n, b, per_row)).view(n, b * per_row)
     scores, index = candidates.topk(k, dim=1)
-    return scores, index // vocab, index % vocab
+    tokens = best_tokens.view(n, b * per_row).gather(1, index)
+    return scores, index // per_row, tokens
 
 
 def _best_finished(

@@ -45,7 +45,7 @@ class PackedLinear(nn.Module):
 
     def __init__(self, weight: nn.Parameter, bias: nn.Parameter | None) -> None:
         super().__init__()
-        if weight.device.type != "cpu" or weight.dtype != torch.float32:
+        if not _packable(weight):
             raise ValueError(
                 f"PackedLinear: packs float32 CPU weights, got {weight.dtype} on {weight.device}"
             )
@@ -83,12 +83,13 @@ def pack_linears(model: nn.Module, *, min_weight: int | None = None) -> int:
                 weight, bias = child.linear_weights()
             else:
                 continue
-            if (
-                weight.numel() < min_weight
-                or weight.device.type != "cpu"
-                or weight.dtype != torch.float32
-            ):
+            if weight.numel() < min_weight or not _packable(weight):
                 continue
             setattr(parent, name, PackedLinear(weight, bias))
             replaced += 1
     return replaced
+
+
+def _packable(weight: Tensor) -> bool:
+    """Whether oneDNN packs ``weight`` here: float32 on the CPU."""
+    return weight.device.type == "cpu" and weight.dtype == torch.float32

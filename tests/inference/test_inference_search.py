@@ -10,9 +10,7 @@ import torch
 
 from seq2seq.inference import Hypothesis, beam_search, forced_attention, greedy_search
 from seq2seq.inference.search import (
-    _best_tokens,
     _expand,
-    _expand_best,
     _log_probs,
     _row_topk,
     length_penalty,
@@ -347,6 +345,15 @@ def test_search_restores_training_mode(toy_model):
     assert model.probe.training is False and model.training is False  # model.train(False)
 
 
+def _expand_whole(cum, log_probs, k):
+    """The reference of `_expand`: the top k of every row's every continuation, [n, B x V]."""
+    n, b = cum.shape
+    vocab = log_probs.size(-1)
+    candidates = (cum[:, :, None] + log_probs.view(n, b, vocab)).view(n, b * vocab)
+    scores, index = candidates.topk(k, dim=1)
+    return scores, index // vocab, index % vocab
+
+
 def test_candidates_from_each_rows_best_equal_those_of_the_whole_log_softmax():
     """The beam's candidates taken from each row's k best logits equal those of the full
     log-softmax over beam x vocabulary (PAD and BOS, however likely, are never chosen)."""
@@ -356,8 +363,8 @@ def test_candidates_from_each_rows_best_equal_those_of_the_whole_log_softmax():
     logits[:, PAD_ID] = logits[:, BOS_ID] = 20.0  # the most likely, and never produced
     cum = torch.randn(n, beam, generator=gen)
     cum[1, 1:] = float("-inf")  # closed slots
-    full = _expand(cum, _log_probs(logits.clone()), beam)
-    best = _expand_best(cum, *_best_tokens(logits.clone(), beam), beam)
+    full = _expand_whole(cum, _log_probs(logits.clone()), beam)
+    best = _expand(cum, _log_probs(logits.clone()), beam)
     torch.testing.assert_close(best[0], full[0], rtol=0, atol=1e-6)
     assert torch.equal(best[1], full[1]) and torch.equal(best[2], full[2])
     assert not torch.isin(best[2], torch.tensor([PAD_ID, BOS_ID])).any()
