@@ -8,6 +8,8 @@ that each reports the peak resident memory of a process that loads the model and
 and sentencepiece. Each process translates --batch sentences untimed (warm-up), then all the
 sentences timed: subword encoding, length-sorted batching, beam search and detokenization on
 both sides (CTranslate2's ``translate_batch`` with ``max_batch_size`` sorts by length itself).
+With --workers N both engines decode N batches at once, each on threads / N threads: our
+Translator's workers, CTranslate2's ``inter_threads`` (its sub-batches go to its replicas).
 
 Both engines get the run's output limit, floor((source pieces + 1) * max_len_ratio +
 max_len_offset) capped at max_positions: per sentence in ours; CTranslate2 takes one
@@ -76,8 +78,8 @@ def ct2_worker(job: dict) -> dict:
         str(model_dir),
         device="cpu",
         compute_type=job["compute_type"],
-        inter_threads=1,
-        intra_threads=job["threads"],
+        inter_threads=job["workers"],
+        intra_threads=max(1, job["threads"] // job["workers"]),
     )
     decode = {**meta["decode"], "max_positions": meta["max_positions"]}
     lines = read_text_lines(Path(job["src"]))[: job["max_sentences"]]
@@ -110,11 +112,12 @@ def ours_worker(job: dict) -> dict:
     from seq2seq.inference.translate import Translator
     from seq2seq.runtime.device import configure_threads
 
-    configure_threads(job["threads"])
+    configure_threads(max(1, job["threads"] // job["workers"]))
     try:
         translator = Translator.load(
             job["run"],
             device="cpu",
+            workers=job["workers"],
             precision=job["precision"],
             beam=job["beam"],
             batch_size=job["batch"],
@@ -220,6 +223,7 @@ def bench(run: str, src: Path, ref: Path, config, args) -> list[dict]:
                         "beam": args.beam,
                         "batch": args.batch,
                         "threads": args.threads,
+                        "workers": args.workers,
                         "alpha": alpha if rule == "default" else 0.0,
                         "stopping": config.decode.stopping,
                         "max_sentences": args.max_sentences,
@@ -301,7 +305,8 @@ def main(run: str, src: Path, ref: Path, config, args) -> int:
     """Entry point of ``bench_decode.py RUN --ctranslate2``."""
     print(
         f"{run}: test set {src} ({args.max_sentences or 'all'} sentences), refs {ref}; beam "
-        f"{args.beam}, batch {args.batch}, {args.threads} threads, {args.rounds} rounds "
+        f"{args.beam}, batch {args.batch}, {args.threads} threads in {args.workers} "
+        f"worker(s) (ours: Translator workers; CTranslate2: inter_threads), {args.rounds} rounds "
         f"(medians), each configuration in a fresh process, CPU {os.cpu_count()} cores"
     )
     rows = bench(run, src, ref, config, args)

@@ -23,7 +23,8 @@ What is measured:
   the cost stays flat as the prefix grows; re-decoding the prefix each step would grow
   linearly with it.
 * --ctranslate2: instead, this toolkit (fp32, int8) against CTranslate2 (float32, int8) on the
-  run exported by `seq2seq export`, beam --beam, batch --batch, --threads (default 2), with
+  run exported by `seq2seq export`, beam --beam, batch --batch, --threads (default 2) shared
+  by --workers (default 1) batches decoded at once, with
   sentences/s, target tokens/s, peak memory and BLEU against test_2016_flickr's references,
   medians of --rounds rounds, under both length-penalty rules: see scripts/bench_ctranslate2.py.
 """
@@ -182,6 +183,13 @@ def main(argv: list[str] | None = None) -> int:
         "--batch", type=int, help="batch size of --ctranslate2 (default 32) and --profile (64)"
     )
     parser.add_argument("--rounds", type=int, default=3, help="rounds of --ctranslate2")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="--ctranslate2: batches decoded at once by each engine (ours: Translator workers, "
+        "CTranslate2: inter_threads), each on --threads / N threads (default 1)",
+    )
     parser.add_argument(
         "--length-penalty", type=float, metavar="A", help="alpha (default: the run's config)"
     )

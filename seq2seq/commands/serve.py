@@ -15,14 +15,15 @@ Endpoints (JSON; every error is {"error": message, "field": name, "status": code
   GET  /              a page: type a sentence, see its translation and its attention
                       (slot, layer, head, pieces or words; no resource from the network)
 
-Requests that arrive together are translated together: one worker runs the model and takes
-the queued texts with the same options up to --max-batch-tokens (source subwords x beam),
-waiting, when other requests are about, at most --max-wait-ms for more after the first (or
-after the previous batch, so that the clients it answered can rejoin); a lone request never
-waits. Limits: --max-texts texts per request,
---max-chars characters per text, beam 1..--max-beam, n_best <= beam, --max-body-bytes; over
-them the request gets status 413 (sizes) or 422 (values), invalid JSON 400. No request can
-name a file or a model. The server listens on 127.0.0.1 unless --host says otherwise; it has
+Requests that arrive together are translated together: an idle worker takes the queued texts
+with the same options up to --max-batch-tokens (source subwords x beam), waiting, when other
+requests are about, at most --max-wait-ms for more after the first (or after its previous
+batch, so that the clients it answered can rejoin); a lone request never waits. --workers
+threads (default 2 on 2 cores or more) run batches at once on one copy of the model, each with
+--threads intra-op threads (default: the cores divided among them).
+Limits: --max-texts texts per request, --max-chars characters per text, beam 1..--max-beam,
+n_best <= beam, --max-body-bytes; over them the request gets status 413 (sizes) or 422
+(values), invalid JSON 400. No request can name a file or a model. The server listens on 127.0.0.1 unless --host says otherwise; it has
 no authentication, so expose it beyond the machine only behind a proxy that adds one.
 
 SIGTERM or Ctrl-C: stop accepting connections, finish the requests in flight (at most
@@ -43,7 +44,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from seq2seq.commands import number_in, positive_int
-from seq2seq.commands.translate import add_decode_options, load_translator
+from seq2seq.commands.translate import add_decode_options, decode_workers, load_translator
 
 logger = logging.getLogger(__name__)
 
@@ -92,11 +93,6 @@ def add_parser(subparsers) -> None:
         "--max-body-bytes", type=positive_int, default=1_000_000, help="request body size"
     )
     p.add_argument(
-        "--threads",
-        type=positive_int,
-        help="torch threads of the model (default: the cores but one, left to the HTTP side)",
-    )
-    p.add_argument(
         "--shutdown-timeout",
         type=number_in(float, gt=0),
         default=30.0,
@@ -126,18 +122,19 @@ def _server(args: argparse.Namespace, sock: socket.socket) -> tuple[Any, str]:
     """The uvicorn server of the model of args.run, and the line announcing its address."""
     import uvicorn
 
-    from seq2seq.runtime.device import configure_threads
+    import torch
+
     from seq2seq.serve.app import Batching, create_app
     from seq2seq.serve.schema import Limits
 
-    cores = configure_threads(None)  # all of them, or what the affinity mask allows
-    threads = configure_threads(args.threads or max(1, cores - 1))
-    translator = load_translator(args)
+    workers = decode_workers(args)  # the batcher's; each request's batch runs in one of them
+    threads = torch.get_num_threads()
+    translator = load_translator(args, workers=1)
     max_beam = args.max_beam or max(10, translator.beam)
     if translator.beam > max_beam:
         raise ServeError(f"--max-beam: {max_beam} is below the default beam {translator.beam}")
     limits = Limits(args.max_texts, args.max_chars, max_beam, args.max_body_bytes)
-    batching = Batching(args.max_batch_tokens, args.max_wait_ms)
+    batching = Batching(args.max_batch_tokens, args.max_wait_ms, workers)
     config = uvicorn.Config(
         create_app(translator, limits=limits, batching=batching),
         log_config=None,
@@ -149,7 +146,7 @@ def _server(args: argparse.Namespace, sock: socket.socket) -> tuple[Any, str]:
     url = f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
     if not _is_loopback(args.host):
         logger.warning("listening on %s: reachable from the network, no authentication", host)
-    return uvicorn.Server(config), f"{url} ({threads} threads, beam {translator.beam})"
+    return uvicorn.Server(config), f"{url} ({workers} x {threads} threads, beam {translator.beam})"
 
 
 def _bind(host: str, port: int) -> socket.socket:

@@ -37,6 +37,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+import torch
+
 from seq2seq.commands import check_outputs, model_inputs, number_in, positive_int
 from seq2seq.fileio import atomic_open
 from seq2seq.inference.decode import DecodeError as TranslateError
@@ -99,6 +101,19 @@ def add_decode_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--device", choices=DEVICES, default="auto", help="auto: CUDA when present, else the CPU"
+    )
+    p.add_argument(
+        "--workers",
+        type=positive_int,
+        metavar="N",
+        help="batches decoded at once, on one copy of the model (default on the CPU: 2 with "
+        "2 cores or more, else 1; on CUDA 1)",
+    )
+    p.add_argument(
+        "--threads",
+        type=positive_int,
+        metavar="N",
+        help="torch intra-op threads of each worker (default: the cores divided among them)",
     )
     p.add_argument(
         "--align-layer",
@@ -169,11 +184,14 @@ def load_translator(
     alignments: bool = False,
     n_best: int | None = None,
     chunk_size: int | None = None,
+    workers: int | None = None,
 ):
-    """The Translator of the run(s) named by args.run, with the decoding options of `args`."""
+    """The Translator of the run(s) named by args.run, with the decoding options of `args`
+    (`workers`: instead of `decode_workers(args)`, which also sets the threads)."""
     from seq2seq.inference.translate import Translator
 
     runs = args.run if isinstance(args.run, list) else [args.run]
+    workers = decode_workers(args) if workers is None else workers
     sampling = getattr(args, "sampling", None)
     if getattr(args, "temperature", None) is not None and sampling is None:
         raise TranslateError("--temperature: applies to --sampling only; give --sampling too")
@@ -201,9 +219,23 @@ def load_translator(
             sampling=sampling,
             temperature=getattr(args, "temperature", None),
             seed=getattr(args, "seed", 0),
+            workers=workers,
         )
     except SamplingError as e:
         raise TranslateError(f"--{e}") from None
+
+
+def decode_workers(args: argparse.Namespace) -> int:
+    """Workers of `args` (--workers, or the default: on the CPU two when it has two cores or
+    more, else one; on CUDA one) after setting this thread's intra-op threads to --threads or
+    the cores divided among them; the workers take this thread's count."""
+    from seq2seq.runtime.device import configure_threads
+
+    cores = configure_threads(None)  # all of them, or what the affinity mask allows
+    cuda = args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
+    workers = args.workers or (1 if cuda else min(2, cores))
+    configure_threads(args.threads or max(1, cores // workers))
+    return workers
 
 
 @contextlib.contextmanager

@@ -12,8 +12,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -154,13 +155,16 @@ def decode_ids(
     autocast: Autocast = contextlib.nullcontext,
     need_weights: bool = False,
     prefix_ids: Sequence[Sequence[int]] | None = None,
+    map_batches: Callable[..., Iterable[Any]] = map,
 ) -> list[list[Hypothesis]]:
     """Hypotheses for each source (ids without EOS, at most ``model.max_positions - 1``).
 
     prefix_ids: per source, target ids (no BOS/EOS) its outputs must start with ([] for
-    none); the output limit grows to fit them. Returns, in input order, up to
-    ``options.n_best`` hypotheses per sentence, best first; an empty source gives one empty
-    hypothesis of score 0 without touching the model.
+    none); the output limit grows to fit them. map_batches: how the batches are decoded,
+    ``map(fn, batches)`` in order (the default) or a thread pool's ``map`` to decode several
+    at once; sampling draws from one generator in input order, so it always decodes one batch
+    at a time. Returns, in input order, up to ``options.n_best`` hypotheses per sentence, best
+    first; an empty source gives one empty hypothesis of score 0 without touching the model.
     """
     if batch_size < 1:
         raise DecodeError(f"batch size: got {batch_size}, expected an integer >= 1")
@@ -176,11 +180,14 @@ def decode_ids(
     out: list[list[Hypothesis]] = [
         [Hypothesis(tokens=[], score=0.0, log_prob=0.0)] for _ in src_ids
     ]
-    for batch in length_batches([len(s) for s in src_ids], batch_size):
+
+    def decode(batch: list[int]) -> list[list[Hypothesis]]:
         prefix = None if prefix_ids is None else [prefix_ids[i] for i in batch]
-        found = _decode_batch(
-            model, [src_ids[i] for i in batch], prefix, options, generator, need_weights, autocast
-        )
+        sources = [src_ids[i] for i in batch]
+        return _decode_batch(model, sources, prefix, options, generator, need_weights, autocast)
+
+    batches = length_batches([len(s) for s in src_ids], batch_size)
+    for batch, found in zip(batches, (map if generator else map_batches)(decode, batches)):
         for i, hyps in zip(batch, found, strict=True):
             out[i] = hyps
     if samples > 1:
@@ -238,6 +245,7 @@ def score_ids(
     alpha: float,
     batch_size: int,
     autocast: Autocast = contextlib.nullcontext,
+    map_batches: Callable[..., Iterable[Any]] = map,
 ) -> list[PairScore]:
     """Forced-decoding scores of (source, target) id pairs (no BOS/EOS), in input order.
 
@@ -245,31 +253,39 @@ def score_ids(
     log-probabilities are float32 log-softmax values summed in float32 per step order, and the
     length-normalised score uses the same GNMT penalty (exponent `alpha`). A pair with an empty
     source scores 0 over 0 tokens (the translators give empty sources an empty output).
+    map_batches: as in `decode_ids`.
     """
     if len(src_ids) != len(tgt_ids):
         raise DecodeError(f"score: got {len(src_ids)} sources but {len(tgt_ids)} targets")
     device = model_device(model)
     out = [PairScore(log_prob=0.0, tokens=0, score=0.0) for _ in src_ids]
     lengths = [len(s) + len(t) if s else 0 for s, t in zip(src_ids, tgt_ids, strict=True)]
+
+    @torch.inference_mode()  # grad mode is per thread: also in the workers' threads
+    def score(batch: list[int]) -> list[PairScore]:
+        data = collate([(src_ids[i], tgt_ids[i]) for i in batch]).to(device)
+        with autocast():
+            logits, _ = model(data.src, data.tgt_in)
+        log_probs = logits.float().log_softmax(dim=-1)
+        picked = log_probs.gather(-1, data.tgt_out.clamp(min=0)[..., None])[..., 0]
+        real = data.tgt_out != PAD_ID
+        # summed step by step, in the order beam search accumulates them
+        total = torch.zeros(len(batch), device=device)
+        for t in range(picked.size(1)):
+            total = total + picked[:, t].masked_fill(~real[:, t], 0.0)
+        counts = real.sum(dim=1).tolist()
+        return [
+            PairScore(log_prob=log_prob, tokens=n, score=log_prob / length_penalty(float(n), alpha))
+            for log_prob, n in zip(total.tolist(), counts, strict=True)
+        ]
+
     was_training = model.training
     model.eval()
     try:
-        for batch in length_batches(lengths, batch_size):
-            pairs = [(src_ids[i], tgt_ids[i]) for i in batch]
-            data = collate(pairs).to(device)
-            with autocast():
-                logits, _ = model(data.src, data.tgt_in)
-            log_probs = logits.float().log_softmax(dim=-1)
-            picked = log_probs.gather(-1, data.tgt_out.clamp(min=0)[..., None])[..., 0]
-            real = data.tgt_out != PAD_ID
-            # summed step by step, in the order beam search accumulates them
-            total = torch.zeros(len(batch), device=device)
-            for t in range(picked.size(1)):
-                total = total + picked[:, t].masked_fill(~real[:, t], 0.0)
-            counts = real.sum(dim=1).tolist()
-            for i, log_prob, n in zip(batch, total.tolist(), counts, strict=True):
-                score = log_prob / length_penalty(float(n), alpha)
-                out[i] = PairScore(log_prob=log_prob, tokens=n, score=score)
+        batches = length_batches(lengths, batch_size)
+        for batch, scores in zip(batches, map_batches(score, batches)):
+            for i, pair in zip(batch, scores, strict=True):
+                out[i] = pair
     finally:
         model.train(was_training)
     return out

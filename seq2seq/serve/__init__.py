@@ -3,7 +3,7 @@
 
 `create_app(translator)` (in `seq2seq.serve.app`) is the ASGI application: ``POST
 /v1/translate``, ``GET /v1/model``, ``GET /health`` and the page at ``/``. Requests are
-checked against `schema.Limits`, and translated by one worker thread in dynamic batches
+checked against `schema.Limits`, and translated by worker threads in dynamic batches
 (`batcher.Batcher`). This package imports Starlette only in `seq2seq.serve.app`, so the rest
 of seq2seq works without the extra; `require_serve_extra` says what to install.
 """

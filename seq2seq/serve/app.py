@@ -7,8 +7,8 @@
     GET  /health         {"status": "ok", ...} with the batching counters
 
 Every error is JSON, ``{"error": message, "field": name or null, "status": code}``. The model
-runs in one worker thread (`Batcher`), which the application starts and stops in its
-lifespan: on shutdown the requests in flight are finished first.
+runs in worker threads (`Batcher`), which the application starts and stops in its lifespan: on
+shutdown the requests in flight are finished first.
 """
 
 from __future__ import annotations
@@ -47,10 +47,12 @@ logger = logging.getLogger(__name__)
 class Batching:
     """Dynamic batching: a batch holds at most `max_tokens` (source subwords x beam) and
     waits, under concurrency, at most `max_wait_ms` after its first request or the previous
-    batch's end for others (`batcher.Batcher`)."""
+    batch's end for others; `workers` threads run batches at once, each with the intra-op
+    thread count of the thread that creates the application (`batcher.Batcher`)."""
 
     max_tokens: int = 8192
     max_wait_ms: float = 20.0
+    workers: int = 1
 
 
 def create_app(
@@ -100,6 +102,7 @@ class _Service:
             self._run_batch,
             max_tokens=self.batching.max_tokens,
             max_wait=self.batching.max_wait_ms / 1000,
+            workers=self.batching.workers,
             on_start=_same_threads(),
         )
         try:
@@ -177,7 +180,7 @@ class _Service:
         return sum(min(len(i), longest) + 1 for i in ids) * req.beam
 
     def _run_batch(self, texts: list[str], key: tuple) -> list[dict[str, Any]]:
-        """In the worker thread: translate a batch of texts sharing the options `key`."""
+        """In a worker thread: translate a batch of texts sharing the options `key`."""
         req = TranslateRequest(texts, *key)
         found = self.translator.translate(
             texts,
@@ -190,7 +193,7 @@ class _Service:
 
 
 def _same_threads() -> Callable[[], None]:
-    """What gives the worker thread this thread's intra-op thread count. torch's setting is
+    """What gives a worker thread this thread's intra-op thread count. torch's setting is
     per thread: at 2 threads, a beam of one sentence decoded about twice as slowly in a thread
     that had not set it as in one that had (docs/commands.md, ``serve``)."""
     threads = torch.get_num_threads()

@@ -1,19 +1,21 @@
 """Dynamic batching: requests that arrive together are translated together.
 
-One worker thread runs the model. Requests queue as jobs; the worker takes the oldest job and
-every queued job with the same search options (beam, n_best, alignments, attention), oldest
-first, up to a token budget, waiting at most `max_wait` seconds for more to come. It
-translates them in one call and resolves each job's future with its share of the results.
-While the worker is busy, new jobs queue up, so under load each batch takes what arrived
-during the previous one: throughput grows with concurrency.
+Worker threads run the model (one by default; several share the cores, each with its own
+intra-op threads). Requests queue as jobs; an idle worker takes the oldest job and every queued
+job with the same search options (beam, n_best, alignments, attention), oldest first, up to a
+token budget, waiting at most `max_wait` seconds for more to come. It translates them in one
+call and resolves each job's future with its share of the results. While the workers are busy,
+new jobs queue up, so under load each batch takes what arrived during the previous one:
+throughput grows with concurrency. One worker at a time gathers a batch, so two never wait for
+the same jobs.
 
 The wait is for company, so it happens only under concurrency: when the oldest job arrived
-while the worker was busy, or the previous batch held several jobs. It counts from the later
-of the oldest job's arrival and the end of the previous batch, so that the clients that batch
-has just answered can send their next request and join: with C clients each batch then holds
-about C requests, instead of settling into two alternating halves of C/2 (the clients answered
-by one batch arrive while the next one runs, and only those would be queued). A lone client on
-an idle server is never delayed.
+while the worker was busy, or the worker's previous batch held several jobs. It counts from the
+later of the oldest job's arrival and the end of that worker's previous batch, so that the
+clients that batch has just answered can send their next request and join: with C clients each
+batch then holds about C requests (C / workers with several workers), instead of settling into
+two alternating halves (the clients answered by one batch arrive while the next one runs, and
+only those would be queued). A lone client on an idle server is never delayed.
 
 The cost of a text is its number of source subwords (+1 for the end of sentence) times the
 beam, a measure of the decoder's work; a single job over the budget runs alone.
@@ -69,21 +71,30 @@ class Batcher:
         *,
         max_tokens: int,
         max_wait: float,
+        workers: int = 1,
         on_start: Callable[[], None] | None = None,
     ) -> None:
-        """``on_start`` runs first in the worker thread (per-thread settings of the model)."""
-        if max_tokens < 1 or max_wait < 0:
-            raise ValueError(f"batcher: max_tokens {max_tokens} < 1 or max_wait {max_wait} < 0")
+        """``on_start`` runs first in each worker thread (per-thread settings of the model).
+        `run` is called from `workers` threads at once when there are several."""
+        if max_tokens < 1 or max_wait < 0 or workers < 1:
+            raise ValueError(
+                f"batcher: max_tokens {max_tokens} < 1, max_wait {max_wait} < 0 "
+                f"or workers {workers} < 1"
+            )
         self.run, self.max_tokens, self.max_wait = run, max_tokens, max_wait
         self.on_start = on_start
         self.stats = BatcherStats()
         self._jobs: list[Job] = []
         self._cond = threading.Condition()
         self._closed = False
-        self._busy_until = 0.0  # when the last batch finished (monotonic)
-        self._last_jobs = 0  # how many jobs it held
-        self._thread = threading.Thread(target=self._loop, name="seq2seq-batcher", daemon=True)
-        self._thread.start()
+        self._gathering = False  # a worker is gathering a batch: the others wait their turn
+        self._idle = set(range(workers))  # workers not running a batch
+        self._threads = [
+            threading.Thread(target=self._loop, args=(i,), name=f"seq2seq-batcher-{i}", daemon=True)
+            for i in range(workers)
+        ]
+        for thread in self._threads:
+            thread.start()
 
     def submit(self, texts: list[str], key: Hashable, cost: int) -> Future:
         """Queue `texts` (translated with the options `key`); the future gives their results."""
@@ -92,7 +103,7 @@ class Batcher:
             if self._closed:
                 raise BatcherClosed("the server is shutting down")
             self._jobs.append(job)
-            self._cond.notify()
+            self._cond.notify_all()  # the gathering worker may now have a full batch
         return job.future
 
     @property
@@ -102,42 +113,54 @@ class Batcher:
             return len(self._jobs)
 
     def close(self, timeout: float | None = None) -> None:
-        """Refuse new jobs, finish the queued ones, and stop the worker."""
+        """Refuse new jobs, finish the queued ones, and stop the workers."""
         with self._cond:
             self._closed = True
             self._cond.notify_all()
-        self._thread.join(timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
 
-    # --- the worker ---------------------------------------------------------------------------
+    # --- the workers --------------------------------------------------------------------------
 
-    def _loop(self) -> None:
+    def _loop(self, worker: int) -> None:
         if self.on_start is not None:
             self.on_start()
-        while (batch := self._next_batch()) is not None:
+        busy_until, last_jobs = 0.0, 0  # when this worker's last batch ended, its jobs
+        while (batch := self._next_batch(worker, busy_until, last_jobs)) is not None:
             self._serve(batch)
-            self._busy_until, self._last_jobs = time.monotonic(), len(batch)
+            busy_until, last_jobs = time.monotonic(), len(batch)
 
-    def _next_batch(self) -> list[Job] | None:
+    def _next_batch(self, worker: int, busy_until: float, last_jobs: int) -> list[Job] | None:
         """The next group of compatible jobs, once full or `max_wait` after the later of its
-        oldest job's arrival and the previous batch's end; None when closed and empty."""
+        oldest job's arrival and the worker's previous batch's end (`busy_until`, holding
+        `last_jobs` jobs); None when closed and empty. Of the idle workers the first gathers,
+        so a lone client is always served by the same thread."""
         with self._cond:
-            while not self._jobs:
-                if self._closed:
+            self._idle.add(worker)
+            while self._gathering or not self._jobs or min(self._idle) < worker:
+                if self._closed and not self._jobs:
                     return None
                 self._cond.wait()
-            first = self._jobs[0]
-            concurrent = first.arrived < self._busy_until or self._last_jobs > 1
-            since = max(first.arrived, self._busy_until)
-            deadline = since + self.max_wait if concurrent else first.arrived
-            while True:
-                group, full = self._group(first.key)
-                remaining = deadline - time.monotonic()
-                if full or self._closed or remaining <= 0:
-                    break
-                self._cond.wait(remaining)
-            taken = {id(job) for job in group}
-            self._jobs = [job for job in self._jobs if id(job) not in taken]
-            return group
+            self._idle.discard(worker)
+            self._gathering = True
+            try:
+                first = self._jobs[0]
+                concurrent = first.arrived < busy_until or last_jobs > 1
+                since = max(first.arrived, busy_until)
+                deadline = since + self.max_wait if concurrent else first.arrived
+                while True:
+                    group, full = self._group(first.key)
+                    remaining = deadline - time.monotonic()
+                    if full or self._closed or remaining <= 0:
+                        break
+                    self._cond.wait(remaining)
+                taken = {id(job) for job in group}
+                self._jobs = [job for job in self._jobs if id(job) not in taken]
+                return group
+            finally:
+                self._gathering = False
+                self._cond.notify_all()
 
     def _group(self, key: Hashable) -> tuple[list[Job], bool]:
         """Queued jobs with options `key`, oldest first, within the budget; and whether the
@@ -169,11 +192,12 @@ class Batcher:
             for job in batch:
                 job.future.set_exception(e)
             return
-        stats = self.stats
-        stats.batches += 1
-        stats.jobs += len(batch)
-        stats.texts += len(texts)
-        stats.largest_batch = max(stats.largest_batch, len(texts))
+        with self._cond:
+            stats = self.stats
+            stats.batches += 1
+            stats.jobs += len(batch)
+            stats.texts += len(texts)
+            stats.largest_batch = max(stats.largest_batch, len(texts))
         start = 0
         for job in batch:
             job.future.set_result(results[start : start + len(job.texts)])

@@ -6,6 +6,7 @@ import importlib.util
 import math
 import re
 import shutil
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -87,6 +88,47 @@ def test_score_is_score_ids_of_the_encoded_pairs(translator, sources):
         batch_size=translator.batch_size,
     )
     assert translator.score(sources[:4], targets) == expected
+
+
+def test_workers_decode_the_batches_in_their_threads_with_equal_results(
+    run_dir, sources, monkeypatch
+):
+    """Two workers: every batch is decoded in a worker thread, at this thread's intra-op count,
+    and translations, n-best lists, scores and samples equal one worker's (at one thread
+    everywhere: the matrix products' sums depend on the thread count)."""
+    from seq2seq.inference import decode
+
+    torch.set_num_threads(1)  # restored after the test (tests/conftest.py)
+    one = seq2seq.Translator.load(run_dir, device="cpu", beam=4, n_best=3, batch_size=2)
+    two = seq2seq.Translator.load(run_dir, device="cpu", beam=4, n_best=3, batch_size=2, workers=2)
+    torch.set_num_threads(2)  # the workers keep the count they were created with
+    seen = []
+    decode_batch = decode._decode_batch
+
+    def recorded(*args):
+        seen.append((threading.current_thread().name, torch.get_num_threads()))
+        return decode_batch(*args)
+
+    monkeypatch.setattr(decode, "_decode_batch", recorded)
+    texts = sources * 2  # 20 sentences: 10 batches
+    found = two.translate(texts)
+    assert len(seen) == 10
+    assert all(name.startswith("seq2seq-decode") and n == 1 for name, n in seen), seen
+    torch.set_num_threads(1)
+    expected = one.translate(texts)
+    assert [(t.text, t.score, t.nbest) for t in found] == [
+        (t.text, t.score, t.nbest) for t in expected
+    ]
+    targets = [t.text for t in expected]
+    assert two.score(texts, targets) == one.score(texts, targets)
+    sample = {"sampling": "topk:5", "seed": 3, "batch_size": 2}
+    drawn = [
+        seq2seq.Translator.load(run_dir, device="cpu", workers=w, **sample).translate(texts)
+        for w in (1, 2)
+    ]
+    assert [t.text for t in drawn[0]] == [t.text for t in drawn[1]]
+    with pytest.raises(ValueError, match="workers: got 0, expected an integer >= 1"):
+        seq2seq.Translator.load(run_dir, device="cpu", workers=0)
 
 
 def test_translate_options_and_attention(translator, sources):

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import io
 import json
 import logging
+import os
 from pathlib import Path
 
 import pytest
 import sacrebleu
+import torch
 
 from seq2seq.checkpoint import load_run
 from seq2seq.cli import main
+from seq2seq.commands.translate import decode_workers
 from seq2seq.data import collate_src
 from seq2seq.inference import greedy_search
 from seq2seq.inference.search import max_output_lengths
@@ -387,3 +391,34 @@ def test_translate_stopping_rule(tiny, tmp_path, monkeypatch, capsys):
     assert code == 0
     expected = Translator.load(run_dir, device="cpu", beam=3, stopping="early").translate(lines)
     assert out.splitlines()[: len(lines)] == [t.text for t in expected]
+
+
+def test_translate_workers_give_the_same_output(tiny, tmp_path, monkeypatch, capsys):
+    run_dir, data = tiny
+    args = ["translate", str(run_dir), "--input", str(data / "test.en"), "--batch-size", "3"]
+    outs = []
+    for extra in (["--workers", "1"], ["--workers", "2", "--threads", "1"]):
+        code, out, _ = run_cli([*args, *extra], monkeypatch, capsys)
+        assert code == 0
+        outs.append(out)
+    assert outs[0] == outs[1] and len(outs[0].splitlines()) > 6  # several batches
+
+
+@pytest.mark.parametrize(
+    ("cores", "device", "given", "workers", "threads"),
+    [
+        (4, "cpu", (None, None), 2, 2),
+        (2, "cpu", (None, None), 2, 1),
+        (1, "cpu", (None, None), 1, 1),
+        (3, "cuda", (None, None), 1, 3),
+        (4, "cpu", (3, None), 3, 1),
+        (4, "cpu", (1, 2), 1, 2),
+    ],
+)
+def test_decode_workers_and_threads(monkeypatch, cores, device, given, workers, threads):
+    """--workers and --threads, or their defaults: two workers on a CPU with two cores or
+    more, the cores divided among the workers; on CUDA one."""
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cores)), raising=False)
+    args = argparse.Namespace(workers=given[0], threads=given[1], device=device)
+    assert decode_workers(args) == workers
+    assert torch.get_num_threads() == threads

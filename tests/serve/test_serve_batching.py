@@ -189,6 +189,61 @@ def test_close_finishes_queued_jobs_then_refuses_new_ones():
         batcher.submit(["late"], "A", 1)
 
 
+def test_several_workers_run_batches_at_once_and_each_job_once():
+    """Two workers: while one runs a batch the other takes the next; every job is served once,
+    with its own results, and the counters add up."""
+    both = threading.Barrier(2, timeout=5)
+    seen: list[tuple[str, list[str]]] = []
+    lock = threading.Lock()
+
+    def run(texts, key):
+        if texts[0].startswith("first"):
+            both.wait()  # returns only once the two workers hold a batch each
+        with lock:
+            seen.append((threading.current_thread().name, list(texts)))
+        return [f"{key}:{text}" for text in texts]
+
+    batcher = Batcher(run, max_tokens=1, max_wait=0, workers=2)
+    firsts = [batcher.submit([f"first{i}"], "A", 1) for i in range(2)]
+    assert [f.result(5) for f in firsts] == [["A:first0"], ["A:first1"]]
+    futures = [batcher.submit([f"t{i}"], "A", 1) for i in range(40)]
+    assert [f.result(5) for f in futures] == [[f"A:t{i}"] for i in range(40)]
+    batcher.close(5)
+    assert {name for name, texts in seen if texts[0].startswith("first")} == {
+        "seq2seq-batcher-0",
+        "seq2seq-batcher-1",
+    }
+    assert sorted(text for _, texts in seen for text in texts) == sorted(
+        ["first0", "first1"] + [f"t{i}" for i in range(40)]
+    )
+    assert batcher.stats.jobs == batcher.stats.texts == 42 and batcher.stats.batches == len(seen)
+
+
+def test_with_several_workers_a_lone_client_is_served_by_the_first():
+    names = []
+    batcher = Batcher(
+        lambda texts, key: names.append(threading.current_thread().name) or texts,
+        max_tokens=100,
+        max_wait=2.0,
+        workers=3,
+    )
+    for text in "abcdef":  # one request at a time: the first worker is always idle
+        start = time.monotonic()
+        assert batcher.submit([text], "A", 1).result(5) == [text]
+        assert time.monotonic() - start < 1.0
+    batcher.close(5)
+    assert names == ["seq2seq-batcher-0"] * 6
+
+
+def test_close_stops_every_worker():
+    batcher = Batcher(lambda texts, key: texts, max_tokens=10, max_wait=0, workers=3)
+    assert batcher.submit(["a"], "A", 1).result(5) == ["a"]
+    batcher.close(5)
+    assert not any(thread.is_alive() for thread in batcher._threads)
+    with pytest.raises(ValueError, match="workers 0 < 1"):
+        Batcher(lambda texts, key: texts, max_tokens=10, max_wait=0, workers=0)
+
+
 @pytest.fixture
 def live_server(tiny_run):
     """A real uvicorn server in a thread on a free port, with a translator whose calls are
@@ -207,7 +262,8 @@ def live_server(tiny_run):
         return translate(texts, **options)
 
     translator.translate = counted
-    app = create_app(translator, batching=Batching(max_tokens=100_000, max_wait_ms=300))
+    batching = Batching(max_tokens=100_000, max_wait_ms=300, workers=2)
+    app = create_app(translator, batching=batching)
     sock = socket.create_server(("127.0.0.1", 0))
     server = uvicorn.Server(uvicorn.Config(app, log_config=None, lifespan="on"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)

@@ -28,7 +28,10 @@ def _raw(url: str, data: bytes) -> bytes:
 
 
 def test_a_hundred_bad_requests_leave_the_server_serving(server_process, translator):
-    server = server_process("--max-texts", "3", "--max-chars", "50", "--max-body-bytes", "2000")
+    server = server_process(
+        *("--max-texts", "3", "--max-chars", "50", "--max-body-bytes", "2000", "--workers", "2")
+    )
+    assert "(2 x 1 threads, beam" in "\n".join(server.lines)
     url = server.url + "v1/translate"
     bad = [
         (b"{", 400),
@@ -72,7 +75,7 @@ def test_answers_are_not_held_back_by_nagles_algorithm(server_process):
 
 
 def test_sigterm_lets_the_requests_in_flight_finish(server_process, translator):
-    server = server_process("--max-wait-ms", "1500")
+    server = server_process("--max-wait-ms", "1500", "--workers", "1")
     url = server.url + "v1/translate"
     batch = (SENTENCES * 11)[:64]  # keeps the worker busy ...
     late = SENTENCES[:2]  # ... so this one, arriving meanwhile, waits 1.5 s for company
