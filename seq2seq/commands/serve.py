@@ -23,8 +23,9 @@ threads (default 2 on 2 cores or more) run batches at once on one copy of the mo
 --threads intra-op threads (default: the cores divided among them).
 Limits: --max-texts texts per request, --max-chars characters per text, beam 1..--max-beam,
 n_best <= beam, --max-body-bytes; over them the request gets status 413 (sizes) or 422
-(values), invalid JSON 400. No request can name a file or a model. The server listens on 127.0.0.1 unless --host says otherwise; it has
-no authentication, so expose it beyond the machine only behind a proxy that adds one.
+(values), invalid JSON 400. No request can name a file or a model. The server listens on
+127.0.0.1 unless --host says otherwise; it has no authentication, so expose it beyond the
+machine only behind a proxy that adds one.
 
 SIGTERM or Ctrl-C: stop accepting connections, finish the requests in flight (at most
 --shutdown-timeout seconds), then exit 0 (SIGTERM) or 130 (Ctrl-C). Needs the `serve` extra:
@@ -120,9 +121,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _server(args: argparse.Namespace, sock: socket.socket) -> tuple[Any, str]:
     """The uvicorn server of the model of args.run, and the line announcing its address."""
-    import uvicorn
-
     import torch
+    import uvicorn
 
     from seq2seq.serve.app import Batching, create_app
     from seq2seq.serve.schema import Limits

@@ -187,7 +187,9 @@ def decode_ids(
         return _decode_batch(model, sources, prefix, options, generator, need_weights, autocast)
 
     batches = length_batches([len(s) for s in src_ids], batch_size)
-    for batch, found in zip(batches, (map if generator else map_batches)(decode, batches)):
+    for batch, found in zip(
+        batches, (map if generator else map_batches)(decode, batches), strict=True
+    ):
         for i, hyps in zip(batch, found, strict=True):
             out[i] = hyps
     if samples > 1:
@@ -283,7 +285,7 @@ def score_ids(
     model.eval()
     try:
         batches = length_batches(lengths, batch_size)
-        for batch, scores in zip(batches, map_batches(score, batches)):
+        for batch, scores in zip(batches, map_batches(score, batches), strict=True):
             for i, pair in zip(batch, scores, strict=True):
                 out[i] = pair
     finally:

@@ -180,8 +180,8 @@ class Translator:
         device: auto (CUDA when present), cpu, cuda or a torch.device. precision: auto, fp32,
         bf16 or int8 (CPU). options: any keyword of the constructor (beam, n_best,
         length_penalty, max_len_ratio, max_len_offset, stopping, batch_size, sampling,
-        temperature, seed, align_layer, align_head, workers); those not given, or None, come from the
-        (first) run's ``decode`` config section.
+        temperature, seed, align_layer, align_head, workers); those not given, or None, come
+        from the (first) run's ``decode`` config section.
         """
         from seq2seq.checkpoint import load_run
 
